@@ -1,0 +1,4 @@
+//! Spread group communication: the client library (`libspread.so.3`, C ABI in [`capi`]),
+//! the wire formats, and the daemon.
+
+pub mod wire;
