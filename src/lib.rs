@@ -2,3 +2,4 @@
 //! the wire formats, and the daemon.
 
 pub mod wire;
+pub mod capi;
