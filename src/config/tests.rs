@@ -776,3 +776,27 @@ fn load_reads_a_file_and_reports_missing_ones() {
     assert!(e.file.ends_with("absent.conf"));
     assert!(e.reason.contains("cannot read"));
 }
+
+/// Values printed by the original 5.0.1 daemon for the same files ("Hash value for this
+/// configuration is", "Auto-generated virtual ID").
+#[test]
+fn hash_and_ids_match_the_original_daemon() {
+    let a = parse_ok(
+        "Spread_Segment 10.0.0.255 239.1.1.1 {\n  a 10.0.0.1 VirtualID = 12\n  bé 10.0.0.2\n}\n\
+         Spread_Segment 239.1.2.3:4900 {\n  10.0.3.3\n}\n",
+    );
+    let ids: Vec<u32> = a.daemons().map(|(_, _, d)| d.id()).collect();
+    assert_eq!(ids, vec![12, 3_320_347_363, 1_237_214_149]);
+    assert_eq!(a.hash(), 3_602_398_142);
+    let b = parse_ok(
+        "Spread_Segment 127.255.255.255:4803 {\n  localhost 127.0.0.1 { 127.0.0.1 }\n}\nAcceleratedRing = yes\n",
+    );
+    assert_eq!(b.segments[0].daemons[0].id(), 482_711_334);
+    assert_eq!(b.hash(), 297_411_207);
+    let c = parse_ok(
+        "Spread_Segment 10.0.0.255:4803 { a 10.0.0.1 b 10.0.0.2 }\nSpread_Segment 10.1.0.255:4805 { c 10.1.0.1 }\n",
+    );
+    let ids: Vec<u32> = c.daemons().map(|(_, _, d)| d.id()).collect();
+    assert_eq!(ids, vec![2_489_203_003, 1_728_699_743, 2_466_198_569]);
+    assert_eq!(c.hash(), 2_176_254_554);
+}
