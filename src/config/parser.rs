@@ -131,12 +131,10 @@ fn parse_bool(word: &str) -> Option<bool> {
 
 /// How an option's value is written.
 #[derive(Clone, Copy)]
-enum Option_ {
+enum Setting {
     DebugFlags,
     EventPriority,
     EventLogFile,
-    EventTimeStamp,
-    EventPreciseTimeStamp,
     DangerousMonitor,
     SocketPortReuse,
     RuntimeDir,
@@ -158,33 +156,31 @@ enum Option_ {
     IgnoreMulticastJoinErrors,
 }
 
-fn option_by_name(word: &str) -> Option<Option_> {
-    const NAMES: [(&str, Option_); 22] = [
-        ("DebugFlags", Option_::DebugFlags),
-        ("EventPriority", Option_::EventPriority),
-        ("EventLogFile", Option_::EventLogFile),
-        ("EventTimeStamp", Option_::EventTimeStamp),
-        ("EventPreciseTimeStamp", Option_::EventPreciseTimeStamp),
-        ("DangerousMonitor", Option_::DangerousMonitor),
-        ("SocketPortReuse", Option_::SocketPortReuse),
-        ("RuntimeDir", Option_::RuntimeDir),
-        ("DaemonUser", Option_::DaemonUser),
-        ("DaemonGroup", Option_::DaemonGroup),
-        ("AllowedAuthMethods", Option_::AllowedAuthMethods),
-        ("RequiredAuthMethods", Option_::RequiredAuthMethods),
-        ("AccessControlPolicy", Option_::AccessControlPolicy),
-        ("MaxSessionMessages", Option_::MaxSessionMessages),
-        ("ActiveIPVersion", Option_::ActiveIpVersion),
-        ("Window", Option_::Window),
-        ("PersonalWindow", Option_::PersonalWindow),
-        ("AcceleratedRing", Option_::AcceleratedRing),
-        ("AcceleratedWindow", Option_::AcceleratedWindow),
-        ("WideAreaNetwork", Option_::WideAreaNetwork),
-        ("ExcludeSegAddrsFromHash", Option_::ExcludeSegAddrsFromHash),
-        ("IgnoreMulticastJoinErrors", Option_::IgnoreMulticastJoinErrors),
+fn setting_by_name(word: &str) -> Option<Setting> {
+    const NAMES: [(&str, Setting); 20] = [
+        ("DebugFlags", Setting::DebugFlags),
+        ("EventPriority", Setting::EventPriority),
+        ("EventLogFile", Setting::EventLogFile),
+        ("DangerousMonitor", Setting::DangerousMonitor),
+        ("SocketPortReuse", Setting::SocketPortReuse),
+        ("RuntimeDir", Setting::RuntimeDir),
+        ("DaemonUser", Setting::DaemonUser),
+        ("DaemonGroup", Setting::DaemonGroup),
+        ("AllowedAuthMethods", Setting::AllowedAuthMethods),
+        ("RequiredAuthMethods", Setting::RequiredAuthMethods),
+        ("AccessControlPolicy", Setting::AccessControlPolicy),
+        ("MaxSessionMessages", Setting::MaxSessionMessages),
+        ("ActiveIPVersion", Setting::ActiveIpVersion),
+        ("Window", Setting::Window),
+        ("PersonalWindow", Setting::PersonalWindow),
+        ("AcceleratedRing", Setting::AcceleratedRing),
+        ("AcceleratedWindow", Setting::AcceleratedWindow),
+        ("WideAreaNetwork", Setting::WideAreaNetwork),
+        ("ExcludeSegAddrsFromHash", Setting::ExcludeSegAddrsFromHash),
+        ("IgnoreMulticastJoinErrors", Setting::IgnoreMulticastJoinErrors),
     ];
     if let Some(index) = TIMEOUT_NAMES.iter().position(|t| t.eq_ignore_ascii_case(word)) {
-        return Some(Option_::Timeout(index));
+        return Some(Setting::Timeout(index));
     }
     NAMES
         .iter()
@@ -238,7 +234,8 @@ impl Parser<'_> {
                 TokenKind::Word(word) if word.eq_ignore_ascii_case("Spread_Segment") => {
                     self.segment(token.line)?
                 }
-                TokenKind::Word(word) => match option_by_name(&word) {
+                TokenKind::Word(word) if self.timestamp_option(&word)? => {}
+                TokenKind::Word(word) => match setting_by_name(&word) {
                     Some(option) => self.option(option, &word)?,
                     None => return Err((token.line, format!("unknown option \"{word}\""))),
                 },
@@ -317,36 +314,37 @@ impl Parser<'_> {
         })
     }
 
-    fn option(&mut self, option: Option_, name: &str) -> Result<(), Located> {
-        match option {
-            // The two timestamp options stand alone; only EventTimeStamp may take a format.
-            Option_::EventTimeStamp => {
-                self.options.event_timestamp = true;
-                if self.accept(&TokenKind::Equals) {
-                    let format = self.string_value(name)?;
-                    self.options.event_timestamp_format = Some(format);
-                }
-                return Ok(());
+    /// The two timestamp options stand alone; only EventTimeStamp may take `= format`.
+    fn timestamp_option(&mut self, word: &str) -> Result<bool, Located> {
+        if word.eq_ignore_ascii_case("EventTimeStamp") {
+            self.options.event_timestamp = true;
+            if self.accept(&TokenKind::Equals) {
+                let format = self.string_value(word)?;
+                self.options.event_timestamp_format = Some(format);
             }
-            Option_::EventPreciseTimeStamp => {
-                self.options.event_precise_timestamp = true;
-                return Ok(());
-            }
-            _ => {}
+            Ok(true)
+        } else if word.eq_ignore_ascii_case("EventPreciseTimeStamp") {
+            self.options.event_precise_timestamp = true;
+            Ok(true)
+        } else {
+            Ok(false)
         }
+    }
+
+    /// A `Name = value` option.
+    fn option(&mut self, option: Setting, name: &str) -> Result<(), Located> {
         self.expect(TokenKind::Equals, &format!("after {name}"))?;
         let line = self.line();
         match option {
-            Option_::EventTimeStamp | Option_::EventPreciseTimeStamp => unreachable!("handled above"),
-            Option_::DebugFlags => self.options.debug_flags = self.debug_flags()?,
-            Option_::EventPriority => {
+            Setting::DebugFlags => self.options.debug_flags = self.debug_flags()?,
+            Setting::EventPriority => {
                 let word = self.word_value(name, "a priority")?;
                 self.options.event_priority = EventPriority::by_name(&word)
                     .ok_or_else(|| (line, format!("unknown event priority \"{word}\"")))?;
             }
-            Option_::EventLogFile => self.options.event_log_file = Some(self.non_empty_value(name)?),
-            Option_::DangerousMonitor => self.options.dangerous_monitor = self.bool_value(name)?,
-            Option_::SocketPortReuse => {
+            Setting::EventLogFile => self.options.event_log_file = Some(self.non_empty_value(name)?),
+            Setting::DangerousMonitor => self.options.dangerous_monitor = self.bool_value(name)?,
+            Setting::SocketPortReuse => {
                 let word = self.word_value(name, "on, off or auto")?;
                 self.options.socket_port_reuse = if word.eq_ignore_ascii_case("auto") {
                     PortReuse::Auto
@@ -363,10 +361,10 @@ impl Parser<'_> {
                     }
                 };
             }
-            Option_::RuntimeDir => self.options.runtime_dir = self.non_empty_value(name)?,
-            Option_::DaemonUser => self.options.daemon_user = self.non_empty_value(name)?,
-            Option_::DaemonGroup => self.options.daemon_group = self.non_empty_value(name)?,
-            Option_::AllowedAuthMethods | Option_::RequiredAuthMethods => {
+            Setting::RuntimeDir => self.options.runtime_dir = self.non_empty_value(name)?,
+            Setting::DaemonUser => self.options.daemon_user = self.non_empty_value(name)?,
+            Setting::DaemonGroup => self.options.daemon_group = self.non_empty_value(name)?,
+            Setting::AllowedAuthMethods | Setting::RequiredAuthMethods => {
                 let list = self.string_value(name)?;
                 if !self.auth_configured {
                     // Writing any auth line replaces the default NULL method.
@@ -374,18 +372,18 @@ impl Parser<'_> {
                     self.auth_configured = true;
                 }
                 let target = match option {
-                    Option_::AllowedAuthMethods => &mut self.options.allowed_auth_methods,
+                    Setting::AllowedAuthMethods => &mut self.options.allowed_auth_methods,
                     _ => &mut self.options.required_auth_methods,
                 };
                 target.extend(list.split_whitespace().map(str::to_string));
             }
-            Option_::AccessControlPolicy => {
+            Setting::AccessControlPolicy => {
                 self.options.access_control_policy = self.non_empty_value(name)?
             }
-            Option_::MaxSessionMessages => {
+            Setting::MaxSessionMessages => {
                 self.options.max_session_messages = self.number_value(name)? as usize
             }
-            Option_::ActiveIpVersion => {
+            Setting::ActiveIpVersion => {
                 let word = self.string_value(name)?;
                 let version = if word.eq_ignore_ascii_case("IPv4") {
                     IpVersion::V4
@@ -406,22 +404,22 @@ impl Parser<'_> {
                 self.family = Some(version);
                 self.options.active_ip_version = Some(version);
             }
-            Option_::Window => self.options.window = self.positive_value(name)?,
-            Option_::PersonalWindow => self.options.personal_window = self.positive_value(name)?,
-            Option_::AcceleratedRing => {
+            Setting::Window => self.options.window = self.positive_value(name)?,
+            Setting::PersonalWindow => self.options.personal_window = self.positive_value(name)?,
+            Setting::AcceleratedRing => {
                 self.options.accelerated_ring_configured = Some(self.bool_value(name)?)
             }
-            Option_::AcceleratedWindow => self.options.accelerated_window = self.number_value(name)?,
-            Option_::Timeout(index) => {
+            Setting::AcceleratedWindow => self.options.accelerated_window = self.number_value(name)?,
+            Setting::Timeout(index) => {
                 let ms = self.positive_value(name)?;
                 *self.options.timeout_mut(index) = Duration::from_millis(u64::from(ms));
                 self.timeouts_written[index] = true;
             }
-            Option_::WideAreaNetwork => self.wide_area_network = Some(self.bool_value(name)?),
-            Option_::ExcludeSegAddrsFromHash => {
+            Setting::WideAreaNetwork => self.wide_area_network = Some(self.bool_value(name)?),
+            Setting::ExcludeSegAddrsFromHash => {
                 self.options.exclude_seg_addrs_from_hash = self.bool_value(name)?
             }
-            Option_::IgnoreMulticastJoinErrors => {
+            Setting::IgnoreMulticastJoinErrors => {
                 self.options.ignore_multicast_join_errors = self.bool_value(name)?
             }
         }
@@ -517,13 +515,13 @@ impl Parser<'_> {
         // Addresses must differ among daemons sharing a port.
         let first_line = self.daemon_lines.len() - daemons.len();
         for (k, daemon) in daemons.iter().enumerate() {
-            let earlier = self
+            let mut earlier = self
                 .segments
                 .iter()
                 .filter(|s| s.port == port)
                 .flat_map(|s| s.daemons.iter())
                 .chain(&daemons[..k]);
-            if let Some(other) = earlier.clone().find(|d| d.address == daemon.address) {
+            if let Some(other) = earlier.find(|d| d.address == daemon.address) {
                 return Err((
                     self.daemon_lines[first_line + k],
                     format!(
@@ -669,12 +667,12 @@ impl Parser<'_> {
             virtual_id,
         };
         let id = entry.id();
-        let earlier = self
+        let mut earlier = self
             .segments
             .iter()
             .flat_map(|s| s.daemons.iter())
             .chain(same_segment);
-        if let Some(other) = earlier.clone().find(|d| d.id() == id) {
+        if let Some(other) = earlier.find(|d| d.id() == id) {
             return Err((
                 line,
                 format!(
