@@ -2,7 +2,8 @@
 //!
 //! Both follow the original: Bob Jenkins' one-at-a-time hash, over a canonical text of the
 //! segments (port, addresses, daemon names, addresses and ids) plus the protocol version and ring
-//! kind for the configuration, and over the name for an id. Layout and comments of the file
+//! kind for the configuration (extra networks, which the original does not have, add their own
+//! lines), and over the name for an id. Layout and comments of the file
 //! therefore never change the hash.
 
 use std::fmt::Write;
@@ -58,6 +59,17 @@ pub(super) fn canonical_text(config: &Config) -> String {
         text.push('\n');
         for daemon in &segment.daemons {
             let _ = writeln!(text, "\t'{}' [{}] [{}]", daemon.name, daemon.address, daemon.id());
+        }
+        text.push('\n');
+    }
+    for network in &config.networks {
+        let _ = writeln!(
+            text,
+            "Network: '{}' port = {}; [{}]",
+            network.name, network.port, network.address
+        );
+        for member in &network.members {
+            let _ = writeln!(text, "\t'{}' [{}]", member.daemon, member.address);
         }
         text.push('\n');
     }

@@ -1,4 +1,5 @@
-//! The daemon's configuration: the spread.conf file (Spread 4/5 syntax) and what it means.
+//! The daemon's configuration: the spread.conf file (Spread 4/5 syntax, plus the multipath
+//! `Spread_Network` blocks and `Multipath` mode) and what it means.
 //!
 //! `parser` turns text into a [`Config`] (name lookups go through a resolver the caller passes,
 //! so parsing itself touches nothing outside); `hash` computes the configuration hash daemons
@@ -14,7 +15,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::path::Path;
 
 pub use hash::virtual_id_from_name;
-pub use options::{debug_flag, EventPriority, IpVersion, Options, PortReuse};
+pub use options::{debug_flag, EventPriority, IpVersion, MultipathMode, Options, PortReuse};
 
 /// Port of a segment written without one.
 pub const DEFAULT_PORT: u16 = 4803;
@@ -27,6 +28,8 @@ pub const MAX_DAEMONS: usize = 128;
 /// Addresses of one segment, the primary one included.
 pub const MAX_SEGMENT_ADDRESSES: usize = 5;
 pub const MAX_INTERFACES_PER_DAEMON: usize = 10;
+/// Networks of a multipath ring, the segments' one included.
+pub const MAX_NETWORKS: usize = 8;
 
 /// The configuration used when the daemon is started without a file: one daemon on loopback.
 pub const EMBEDDED_DEFAULT_TEXT: &str =
@@ -91,10 +94,31 @@ impl DaemonEntry {
     }
 }
 
+/// An extra network of a multipath ring (`Spread_Network`): the daemons reachable on it, by
+/// name, with their address there. Network 0 is the one the segments describe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub name: String,
+    /// Broadcast or multicast address of the network.
+    pub address: IpAddr,
+    pub port: u16,
+    pub members: Vec<NetworkMember>,
+}
+
+/// A daemon's presence on an extra network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkMember {
+    /// Name of a daemon of the segments.
+    pub daemon: String,
+    pub address: IpAddr,
+}
+
 /// A whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub segments: Vec<Segment>,
+    /// Extra networks (multipath); empty for a classic Spread configuration.
+    pub networks: Vec<Network>,
     pub options: Options,
     /// Accepted but suspicious input (loopback segment address, truncated name, ...), for logging.
     pub warnings: Vec<ConfigError>,
@@ -206,7 +230,8 @@ impl Config {
     }
 
     /// The configuration hash daemons compare: equal for files that describe the same segments,
-    /// daemons, ports and ring protocol, whatever their layout and comments.
+    /// networks, daemons, ports and ring protocol, whatever their layout and comments. Without
+    /// extra networks it is the original's value.
     pub fn hash(&self) -> u32 {
         hash::one_at_a_time(&hash::canonical_text(self))
     }

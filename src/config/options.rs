@@ -103,6 +103,17 @@ pub enum PortReuse {
     Off,
 }
 
+/// `Multipath`: how a ring with extra networks uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MultipathMode {
+    /// Every packet and the token on every healthy network, first copy wins.
+    Active,
+    /// One network carries the traffic, the next takes over on failure.
+    Passive,
+    /// The token on every healthy network, data spread across them.
+    Hybrid,
+}
+
 /// `ActiveIPVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpVersion {
@@ -164,6 +175,7 @@ pub struct Options {
     pub active_ip_version: Option<IpVersion>,
     pub exclude_seg_addrs_from_hash: bool,
     pub ignore_multicast_join_errors: bool,
+    pub multipath: MultipathMode,
 }
 
 /// Membership timeouts of one kind of network, in ms, in the order of [`TIMEOUT_NAMES`].
@@ -222,6 +234,7 @@ impl Options {
             active_ip_version: None,
             exclude_seg_addrs_from_hash: false,
             ignore_multicast_join_errors: false,
+            multipath: MultipathMode::Hybrid,
         };
         options.set_timeouts(&LAN_TIMEOUTS);
         options

@@ -8,11 +8,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use super::lexer::{tokenize, Token, TokenKind};
-use super::options::LAN_TIMEOUTS;
-use super::options::{debug_flag, EventPriority, IpVersion, Options, PortReuse, TIMEOUT_NAMES, WAN_TIMEOUTS};
+use super::options::{
+    debug_flag, EventPriority, IpVersion, MultipathMode, Options, PortReuse, LAN_TIMEOUTS, TIMEOUT_NAMES,
+    WAN_TIMEOUTS,
+};
 use super::{
-    truncate_name, Config, DaemonEntry, Segment, DEFAULT_PORT, MAX_DAEMONS, MAX_DAEMONS_PER_SEGMENT,
-    MAX_DAEMON_NAME, MAX_INTERFACES_PER_DAEMON, MAX_SEGMENTS, MAX_SEGMENT_ADDRESSES,
+    truncate_name, Config, DaemonEntry, Network, NetworkMember, Segment, DEFAULT_PORT, MAX_DAEMONS,
+    MAX_DAEMONS_PER_SEGMENT, MAX_DAEMON_NAME, MAX_INTERFACES_PER_DAEMON, MAX_NETWORKS, MAX_SEGMENTS,
+    MAX_SEGMENT_ADDRESSES,
 };
 
 /// A located message: line (0 for the whole file) and text.
@@ -29,9 +32,11 @@ pub(super) fn parse(text: &str, resolve: Resolver<'_>) -> Result<(Config, Vec<Lo
         resolve,
         options: Options::new(),
         segments: Vec::new(),
+        networks: Vec::new(),
+        member_lines: Vec::new(),
         daemon_lines: Vec::new(),
         family: None,
-        timeouts_written: [false; 9],
+        timeouts_written: [false; TIMEOUT_NAMES.len()],
         wide_area_network: None,
         auth_configured: false,
         warnings: Vec::new(),
@@ -46,11 +51,14 @@ struct Parser<'a> {
     resolve: Resolver<'a>,
     options: Options,
     segments: Vec<Segment>,
+    networks: Vec<Network>,
+    /// Lines of the members of every network, checked against the daemons at the end.
+    member_lines: Vec<Vec<usize>>,
     /// Line of every daemon entry, in ring order, for errors found after its segment closed.
     daemon_lines: Vec<usize>,
     /// Address family every address must have (ActiveIPVersion, else the first daemon's).
     family: Option<IpVersion>,
-    timeouts_written: [bool; 9],
+    timeouts_written: [bool; TIMEOUT_NAMES.len()],
     /// `WideAreaNetwork` as written; the default depends on the number of segments.
     wide_area_network: Option<bool>,
     /// An auth methods line was seen (the first one disables the default NULL method).
@@ -84,15 +92,16 @@ fn looks_like_ipv4(word: &str) -> bool {
             .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// A segment address: `v4`, `v4:port`, `v6`, `[v6]` or `[v6]:port`; port `None` when absent.
+/// A segment or network address: `v4`, `v4:port`, `v6`, `[v6]` or `[v6]:port`; port `None`
+/// when absent.
 fn segment_address(word: &str) -> Result<(IpAddr, Option<u16>), String> {
-    let invalid = || format!("invalid segment address \"{word}\"");
+    let invalid = || format!("invalid address \"{word}\"");
     let parse_port = |p: &str| {
         if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("invalid port in segment address \"{word}\""));
+            return Err(format!("invalid port in address \"{word}\""));
         }
         p.parse::<u16>()
-            .map_err(|_| format!("port out of range in segment address \"{word}\""))
+            .map_err(|_| format!("port out of range in address \"{word}\""))
     };
     if let Some(rest) = word.strip_prefix('[') {
         let (inside, after) = rest.split_once(']').ok_or_else(invalid)?;
@@ -154,10 +163,11 @@ enum Setting {
     WideAreaNetwork,
     ExcludeSegAddrsFromHash,
     IgnoreMulticastJoinErrors,
+    Multipath,
 }
 
 fn setting_by_name(word: &str) -> Option<Setting> {
-    const NAMES: [(&str, Setting); 20] = [
+    const NAMES: [(&str, Setting); 21] = [
         ("DebugFlags", Setting::DebugFlags),
         ("EventPriority", Setting::EventPriority),
         ("EventLogFile", Setting::EventLogFile),
@@ -178,6 +188,7 @@ fn setting_by_name(word: &str) -> Option<Setting> {
         ("WideAreaNetwork", Setting::WideAreaNetwork),
         ("ExcludeSegAddrsFromHash", Setting::ExcludeSegAddrsFromHash),
         ("IgnoreMulticastJoinErrors", Setting::IgnoreMulticastJoinErrors),
+        ("Multipath", Setting::Multipath),
     ];
     if let Some(index) = TIMEOUT_NAMES.iter().position(|t| t.eq_ignore_ascii_case(word)) {
         return Some(Setting::Timeout(index));
@@ -233,6 +244,9 @@ impl Parser<'_> {
                 TokenKind::End => return Ok(()),
                 TokenKind::Word(word) if word.eq_ignore_ascii_case("Spread_Segment") => {
                     self.segment(token.line)?
+                }
+                TokenKind::Word(word) if word.eq_ignore_ascii_case("Spread_Network") => {
+                    self.network(token.line)?
                 }
                 TokenKind::Word(word) if self.timestamp_option(&word)? => {}
                 TokenKind::Word(word) => match setting_by_name(&word) {
@@ -422,6 +436,24 @@ impl Parser<'_> {
             Setting::IgnoreMulticastJoinErrors => {
                 self.options.ignore_multicast_join_errors = self.bool_value(name)?
             }
+            Setting::Multipath => {
+                let word = self.word_value(name, "active, passive or hybrid")?;
+                const MODES: [(&str, MultipathMode); 3] = [
+                    ("active", MultipathMode::Active),
+                    ("passive", MultipathMode::Passive),
+                    ("hybrid", MultipathMode::Hybrid),
+                ];
+                self.options.multipath = MODES
+                    .iter()
+                    .find(|(mode, _)| mode.eq_ignore_ascii_case(&word))
+                    .map(|&(_, mode)| mode)
+                    .ok_or_else(|| {
+                        (
+                            line,
+                            format!("Multipath must be active, passive or hybrid, not \"{word}\""),
+                        )
+                    })?;
+            }
         }
         Ok(())
     }
@@ -506,7 +538,7 @@ impl Parser<'_> {
             }
         }
         for &seg_address in std::iter::once(&address).chain(&extra_addresses) {
-            self.check_segment_address(line, seg_address)?;
+            self.check_group_address(line, "segment", seg_address)?;
         }
         let port = match port {
             None | Some(0) => DEFAULT_PORT,
@@ -548,11 +580,12 @@ impl Parser<'_> {
         }
     }
 
-    fn check_segment_address(&mut self, line: usize, address: IpAddr) -> Result<(), Located> {
+    /// Checks a segment or network address; `what` names it in messages.
+    fn check_group_address(&mut self, line: usize, what: &str, address: IpAddr) -> Result<(), Located> {
         if address.is_unspecified() {
             return Err((
                 line,
-                format!("segment address {address} is the unspecified address"),
+                format!("{what} address {address} is the unspecified address"),
             ));
         }
         let family = family_of(&address);
@@ -560,7 +593,7 @@ impl Parser<'_> {
             Some(f) if f != family => {
                 return Err((
                     line,
-                    format!("segment address {address} is not of the daemons' IP version"),
+                    format!("{what} address {address} is not of the daemons' IP version"),
                 ));
             }
             Some(_) => {}
@@ -569,12 +602,12 @@ impl Parser<'_> {
         if address.is_ipv6() && !address.is_multicast() {
             self.warnings.push((
                 line,
-                format!("IPv6 segment address {address} is not a multicast address"),
+                format!("IPv6 {what} address {address} is not a multicast address"),
             ));
         }
         if address.is_loopback() {
             self.warnings
-                .push((line, format!("segment address {address} is a loopback address")));
+                .push((line, format!("{what} address {address} is a loopback address")));
         }
         Ok(())
     }
@@ -813,6 +846,99 @@ impl Parser<'_> {
         Ok(interfaces)
     }
 
+    // ----- multipath networks -----
+
+    /// `Spread_Network NAME ADDRESS[:PORT] { DAEMON ADDRESS [;] ... }`.
+    fn network(&mut self, line: usize) -> Result<(), Located> {
+        if self.networks.len() + 1 >= MAX_NETWORKS {
+            return Err((
+                line,
+                format!("too many networks (at most {MAX_NETWORKS}, the segments' one included)"),
+            ));
+        }
+        let token = self.next();
+        let name = match token.kind {
+            TokenKind::Word(name) | TokenKind::Quoted(name) if !name.is_empty() => name,
+            other => {
+                return Err((
+                    token.line,
+                    format!("expected a network name after Spread_Network, found {other}"),
+                ))
+            }
+        };
+        if self.networks.iter().any(|n| n.name == name) {
+            return Err((token.line, format!("network name \"{name}\" is used twice")));
+        }
+        let token = self.next();
+        let word = match token.kind {
+            TokenKind::Word(word) => word,
+            other => {
+                return Err((
+                    token.line,
+                    format!("expected the address of network \"{name}\", found {other}"),
+                ))
+            }
+        };
+        let (address, port) = segment_address(&word).map_err(|reason| (token.line, reason))?;
+        self.expect(TokenKind::OpenBrace, "after network address")?;
+        let mut members: Vec<NetworkMember> = Vec::new();
+        let mut lines = Vec::new();
+        loop {
+            let token = self.next();
+            let written = match token.kind {
+                TokenKind::CloseBrace => break,
+                TokenKind::End => {
+                    return Err((
+                        token.line,
+                        format!("missing '}}' closing the network opened on line {line}"),
+                    ));
+                }
+                TokenKind::Word(daemon) | TokenKind::Quoted(daemon) => daemon,
+                other => return Err((token.line, format!("expected a daemon name, found {other}"))),
+            };
+            let daemon = truncate_name(&written).to_string();
+            let Some(member_address) = self.peek_bare_address() else {
+                if let TokenKind::Word(word) = &self.peek().kind {
+                    self.check_not_malformed_address(self.line(), word, "a daemon's address")?;
+                }
+                return self.error(format!(
+                    "expected the address of \"{daemon}\" on network \"{name}\", found {}",
+                    self.peek().kind
+                ));
+            };
+            self.next();
+            self.accept(&TokenKind::Semicolon);
+            self.check_daemon_address(token.line, &daemon, member_address)?;
+            if let Some(other) = members
+                .iter()
+                .find(|m| m.daemon == daemon || m.address == member_address)
+            {
+                return Err((token.line, format!("daemon \"{daemon}\" or its address {member_address} is already on network \"{name}\" (as \"{}\")", other.daemon)));
+            }
+            members.push(NetworkMember {
+                daemon,
+                address: member_address,
+            });
+            lines.push(token.line);
+        }
+        if members.is_empty() {
+            return Err((line, format!("network \"{name}\" has no daemons")));
+        }
+        self.check_group_address(line, &format!("network \"{name}\""), address)?;
+        let port = match port {
+            None | Some(0) => DEFAULT_PORT,
+            Some(port) => port,
+        };
+        self.networks.push(Network {
+            name,
+            address,
+            port,
+            members,
+        });
+        self.member_lines.push(lines);
+        Ok(())
+    }
+
     // ----- whole file -----
 
     fn finish(mut self) -> Result<(Config, Vec<Located>), Located> {
@@ -866,8 +992,27 @@ impl Parser<'_> {
                 ),
             ));
         }
+        for (network, lines) in self.networks.iter().zip(&self.member_lines) {
+            for (member, &line) in network.members.iter().zip(lines) {
+                if !self
+                    .segments
+                    .iter()
+                    .flat_map(|s| &s.daemons)
+                    .any(|d| d.name == member.daemon)
+                {
+                    return Err((
+                        line,
+                        format!(
+                            "network \"{}\": no daemon \"{}\" in the segments",
+                            network.name, member.daemon
+                        ),
+                    ));
+                }
+            }
+        }
         let config = Config {
             segments: self.segments,
+            networks: self.networks,
             options: self.options,
             warnings: Vec::new(),
         };

@@ -417,7 +417,7 @@ fn syntax_errors_name_their_line() {
     assert_error(
         "Spread_Segment bogus { a 10.0.0.1 }\n",
         1,
-        "invalid segment address \"bogus\"",
+        "invalid address \"bogus\"",
     );
     assert_error(
         "Spread_Segment 10.0.0.255:99999 { a 10.0.0.1 }\n",
@@ -799,4 +799,126 @@ fn hash_and_ids_match_the_original_daemon() {
     let ids: Vec<u32> = c.daemons().map(|(_, _, d)| d.id()).collect();
     assert_eq!(ids, vec![2_489_203_003, 1_728_699_743, 2_466_198_569]);
     assert_eq!(c.hash(), 2_176_254_554);
+}
+
+const TWO_NETWORKS: &str = "\
+Spread_Segment 192.168.1.255:4803 {
+    foo 192.168.1.10
+    bar 192.168.1.11
+    baz 192.168.1.12
+}
+Spread_Network backup 10.9.0.255:4803 {
+    foo 10.9.0.10
+    bar 10.9.0.11
+}
+Spread_Network 'third' 239.9.9.9 { baz 10.8.0.12; foo 10.8.0.10 }
+Multipath = active
+";
+
+#[test]
+fn multipath_networks_and_mode() {
+    let config = parse_ok(TWO_NETWORKS);
+    assert_eq!(config.options.multipath, MultipathMode::Active);
+    assert_eq!(config.networks.len(), 2);
+    let backup = &config.networks[0];
+    assert_eq!(
+        (backup.name.as_str(), backup.address, backup.port),
+        ("backup", ip("10.9.0.255"), 4803)
+    );
+    let members: Vec<(&str, IpAddr)> = backup
+        .members
+        .iter()
+        .map(|m| (m.daemon.as_str(), m.address))
+        .collect();
+    assert_eq!(members, vec![("foo", ip("10.9.0.10")), ("bar", ip("10.9.0.11"))]);
+    let third = &config.networks[1];
+    assert_eq!((third.name.as_str(), third.port), ("third", DEFAULT_PORT));
+    assert_eq!(third.members[0].daemon, "baz");
+    // Without the networks the file describes a classic ring with the default mode.
+    let classic = parse_ok(SAMPLE_LIKE);
+    assert!(classic.networks.is_empty());
+    assert_eq!(classic.options.multipath, MultipathMode::Hybrid);
+}
+
+#[test]
+fn networks_enter_the_hash() {
+    let base = parse_ok(TWO_NETWORKS).hash();
+    let segments_only = &TWO_NETWORKS[..TWO_NETWORKS.find("Spread_Network").unwrap()];
+    assert_ne!(parse_ok(segments_only).hash(), base);
+    assert_ne!(
+        parse_ok(&TWO_NETWORKS.replace("10.9.0.11", "10.9.0.21")).hash(),
+        base
+    );
+    assert_ne!(
+        parse_ok(&TWO_NETWORKS.replace("10.9.0.255:4803", "10.9.0.255:4903")).hash(),
+        base
+    );
+    assert_ne!(parse_ok(&TWO_NETWORKS.replace("backup", "spare")).hash(), base);
+    // The mode is a local choice, not part of the hash.
+    assert_eq!(parse_ok(&TWO_NETWORKS.replace("active", "passive")).hash(), base);
+}
+
+#[test]
+fn network_errors_name_their_line() {
+    let seg = "Spread_Segment 10.0.0.255 {\n a 10.0.0.1\n b 10.0.0.2\n}\n";
+    assert_error(
+        &format!("{seg}Spread_Network n 10.9.0.255 {{\n a 10.9.0.1\n zz 10.9.0.2\n}}\n"),
+        7,
+        "no daemon \"zz\"",
+    );
+    assert_error(
+        &format!("{seg}Spread_Network n 10.9.0.255 {{\n a 10.9.0.1\n a 10.9.0.2\n}}\n"),
+        7,
+        "already on network",
+    );
+    assert_error(
+        &format!("{seg}Spread_Network n 10.9.0.255 {{\n a 10.9.0.1\n b 10.9.0.1\n}}\n"),
+        7,
+        "already on network",
+    );
+    assert_error(
+        &format!("{seg}Spread_Network n 10.9.0.255 {{\n a\n}}\n"),
+        7,
+        "expected the address of \"a\"",
+    );
+    assert_error(
+        &format!("{seg}Spread_Network n 10.9.0.255 {{\n}}\n"),
+        5,
+        "has no daemons",
+    );
+    assert_error(&format!("{seg}Spread_Network n 10.9.0.255 {{ a 10.9.0.1 }}\nSpread_Network n 10.8.0.255 {{ a 10.8.0.1 }}\n"), 6, "used twice");
+    assert_error(
+        &format!("{seg}Spread_Network {{ a 10.9.0.1 }}\n"),
+        5,
+        "expected a network name",
+    );
+    assert_error(
+        &format!("{seg}Spread_Network n {{ a 10.9.0.1 }}\n"),
+        5,
+        "expected the address of network",
+    );
+    assert_error(
+        &format!("{seg}Spread_Network n fd00::1 {{ a 10.9.0.1 }}\n"),
+        5,
+        "IP version",
+    );
+    assert_error(
+        &format!("{seg}Spread_Network n 10.9.0.255 {{ a 224.1.1.1 }}\n"),
+        5,
+        "multicast",
+    );
+    assert_error(
+        &format!("{seg}Multipath = sideways\n"),
+        5,
+        "active, passive or hybrid",
+    );
+    let networks: String = (1..MAX_NETWORKS)
+        .map(|i| format!("Spread_Network n{i} 10.{i}.9.255 {{ a 10.{i}.9.1 }}\n"))
+        .collect();
+    parse_ok(&format!("{seg}{networks}"));
+    assert_error(
+        &format!("{seg}{networks}Spread_Network last 10.99.9.255 {{ a 10.99.9.1 }}\n"),
+        4 + MAX_NETWORKS,
+        "too many networks",
+    );
 }
