@@ -114,6 +114,21 @@ pub enum MultipathMode {
     Hybrid,
 }
 
+impl MultipathMode {
+    /// The mode spelled `word` (case-insensitive).
+    pub fn by_name(word: &str) -> Option<MultipathMode> {
+        const NAMES: [(&str, MultipathMode); 3] = [
+            ("active", MultipathMode::Active),
+            ("passive", MultipathMode::Passive),
+            ("hybrid", MultipathMode::Hybrid),
+        ];
+        NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(word))
+            .map(|&(_, m)| m)
+    }
+}
+
 /// `ActiveIPVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpVersion {

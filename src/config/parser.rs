@@ -438,21 +438,12 @@ impl Parser<'_> {
             }
             Setting::Multipath => {
                 let word = self.word_value(name, "active, passive or hybrid")?;
-                const MODES: [(&str, MultipathMode); 3] = [
-                    ("active", MultipathMode::Active),
-                    ("passive", MultipathMode::Passive),
-                    ("hybrid", MultipathMode::Hybrid),
-                ];
-                self.options.multipath = MODES
-                    .iter()
-                    .find(|(mode, _)| mode.eq_ignore_ascii_case(&word))
-                    .map(|&(_, mode)| mode)
-                    .ok_or_else(|| {
-                        (
-                            line,
-                            format!("Multipath must be active, passive or hybrid, not \"{word}\""),
-                        )
-                    })?;
+                self.options.multipath = MultipathMode::by_name(&word).ok_or_else(|| {
+                    (
+                        line,
+                        format!("Multipath must be active, passive or hybrid, not \"{word}\""),
+                    )
+                })?;
             }
         }
         Ok(())
@@ -652,6 +643,7 @@ impl Parser<'_> {
             TokenKind::Quoted(name) => (name, None),
             other => return Err((line, format!("expected a daemon name or address, found {other}"))),
         };
+        let name = self.daemon_name(line, &written_name, same_segment)?;
         let address = match address {
             Some(address) => address,
             None => match self.peek_bare_address() {
@@ -667,7 +659,6 @@ impl Parser<'_> {
                 }
             },
         };
-        let name = self.daemon_name(line, &written_name, same_segment)?;
         self.check_daemon_address(line, &name, address)?;
         let virtual_id = self.virtual_id()?;
         let (interfaces, listen_on_any) = if self.peek().kind == TokenKind::OpenBrace {

@@ -922,3 +922,45 @@ fn network_errors_name_their_line() {
         "too many networks",
     );
 }
+
+/// Cut and spliced versions of valid files must yield a config or an error, never a panic.
+#[test]
+fn mangled_input_never_panics() {
+    let sources = [
+        ALL_OPTIONS,
+        TWO_NETWORKS,
+        SAMPLE_LIKE,
+        HASHED,
+        EMBEDDED_DEFAULT_TEXT,
+    ];
+    let joined: Vec<char> = sources.concat().chars().collect();
+    // Deterministic pseudo-random cuts (64-bit LCG), bounded number of rounds.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |bound: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % bound
+    };
+    let mut outcomes = (0, 0);
+    for _ in 0..2000 {
+        let mut text = String::new();
+        for _ in 0..1 + next(4) {
+            let start = next(joined.len());
+            let len = next(120);
+            text.extend(&joined[start..(start + len).min(joined.len())]);
+        }
+        match parse(&text) {
+            Ok(_) => outcomes.0 += 1,
+            Err(e) => {
+                assert!(
+                    e.line <= text.lines().count() + 1,
+                    "line {} beyond input: {e}",
+                    e.line
+                );
+                outcomes.1 += 1;
+            }
+        }
+    }
+    assert!(outcomes.1 > 0);
+}
