@@ -111,7 +111,7 @@ impl Mailbox {
         let capacity: usize = body.iter().map(|piece| piece.len()).sum();
         let groups_fit = num_groups <= groups.len();
         let body_fits = data_len <= capacity;
-        if !drop_recv && !(groups_fit && body_fits) {
+        if !(drop_recv || groups_fit && body_fits) {
             *saved = Some(pending);
             return Ok(Received {
                 outcome: Outcome::TooShort { groups: !groups_fit },
