@@ -57,6 +57,18 @@ pub fn connect(
     process::init_once();
     let address = parse_spread_name(spread_name)?;
     let (socket, peer) = open_socket(&address)?;
+    open_session(socket, &peer, private_name, priority, group_membership, deadline)
+}
+
+/// Connects `socket` to `peer`, runs the handshake and registers the session.
+fn open_session(
+    socket: Socket,
+    peer: &SockAddr,
+    private_name: &[u8],
+    priority: i32,
+    group_membership: bool,
+    deadline: Option<Instant>,
+) -> Result<Connection, Error> {
     let cannot = |what: &str, e: io::Error| {
         log::debug!("connect: {what}: {e}");
         Error::from_code(COULD_NOT_CONNECT)
@@ -64,7 +76,7 @@ pub fn connect(
     socket
         .set_nonblocking(true)
         .map_err(|e| cannot("non-blocking mode", e))?;
-    start_connect(&socket, &peer, deadline).map_err(|e| cannot("connect", e))?;
+    start_connect(&socket, peer, deadline).map_err(|e| cannot("connect", e))?;
     let private_group = handshake(
         socket.as_raw_fd(),
         private_name,
@@ -253,16 +265,14 @@ mod tests {
         deadline: Option<Instant>,
     ) -> Result<Connection, Error> {
         let socket = Socket::new_raw(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
-        socket.set_nonblocking(true).unwrap();
-        start_connect(&socket, &SockAddr::unix(path).unwrap(), deadline).unwrap();
-        let pg = handshake(socket.as_raw_fd(), private_name, 0, true, deadline)?;
-        socket.set_nonblocking(false).unwrap();
-        let fd = socket.into_raw_fd();
-        session::register(fd, pg)?;
-        Ok(Connection {
-            mailbox: Mailbox::from_fd(fd),
-            private_group: pg,
-        })
+        open_session(
+            socket,
+            &SockAddr::unix(path).unwrap(),
+            private_name,
+            0,
+            true,
+            deadline,
+        )
     }
 
     fn read_n(stream: &mut UnixStream, n: usize) -> Vec<u8> {
