@@ -1009,3 +1009,239 @@ pub extern "C" fn SP_query_members(
 ) -> c_int {
     -1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::fake_session;
+    use crate::wire::header::hint_for_mess_type;
+    use crate::wire::membership::{encode_regular_body, GroupId};
+    use crate::wire::{Header, AGREED_MESS, BUFFER_TOO_SHORT, GROUPS_TOO_SHORT, ILLEGAL_SERVICE, NAME_LEN};
+    use std::io::{Read, Write};
+
+    fn c_text(p: *const c_char) -> &'static str {
+        // SAFETY: the library returns static NUL-terminated strings.
+        unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+    }
+
+    #[test]
+    fn texts_version_ids() {
+        assert_eq!(c_text(SP_strerror(-8)), "Connection closed by Spread.");
+        assert_eq!(c_text(SP_strerror(-20)), "Illegal time.");
+        assert_eq!(c_text(SP_strerror(1)), "Unrecognized error.");
+        assert_eq!(c_text(SP_strerror(-21)), "Unrecognized error.");
+        let (mut a, mut b, mut c) = (0, 0, 0);
+        // SAFETY: valid pointers / NULL as the function allows.
+        unsafe {
+            assert_eq!(SP_version(&mut a, &mut b, &mut c), 1);
+            assert_eq!(SP_version(ptr::null_mut(), &mut b, &mut c), 0);
+        }
+        assert_eq!((a, b, c), (5, 0, 1));
+        let g = group_id { id: [1, 2, 3] };
+        assert_eq!(SP_equal_group_ids(g, g), 1);
+        assert_eq!(SP_equal_group_ids(g, group_id { id: [1, 2, 4] }), 0);
+        assert_eq!(SP_query_groups(3, 0, ptr::null_mut()), -1);
+    }
+
+    #[test]
+    fn membership_accessors_on_pointers_and_scatters() {
+        let sets: [&[Name]; 2] = [
+            &[name_field(b"#cb#db"), name_field(b"#cb2#db")],
+            &[name_field(b"#ca#da")],
+        ];
+        let body = encode_regular_body(
+            GroupId {
+                proc_id: 7,
+                time: 8,
+                index: 9,
+            },
+            &sets,
+            1,
+        );
+        let mut info = membership_info {
+            gid: group_id::default(),
+            changed_member: [1; MAX_GROUP_NAME],
+            num_vs_sets: 0,
+            my_vs_set: vs_set_info::default(),
+        };
+        let mut scat = scatter {
+            num_elements: 2,
+            elements: [super::super::types::scat_element {
+                buf: ptr::null_mut(),
+                len: 0,
+            }; MAX_CLIENT_SCATTER_ELEMENTS],
+        };
+        let mut copy = body.clone();
+        let (first, second) = copy.split_at_mut(30);
+        scat.elements[0] = super::super::types::scat_element {
+            buf: first.as_mut_ptr() as *mut c_char,
+            len: first.len(),
+        };
+        scat.elements[1] = super::super::types::scat_element {
+            buf: second.as_mut_ptr() as *mut c_char,
+            len: second.len(),
+        };
+        let p = body.as_ptr() as *const c_char;
+        let mut vs = [vs_set_info::default(); 3];
+        let mut mine = 99;
+        let mut names = [[0 as c_char; MAX_GROUP_NAME]; 2];
+        // SAFETY: `body`, `scat` and the out-parameters are valid for these calls.
+        unsafe {
+            assert_eq!(SP_get_memb_info(p, 0x1800, &mut info), 1);
+            assert_eq!((info.gid.id, info.num_vs_sets), ([7, 8, 9], 2));
+            assert_eq!(info.changed_member, [0; MAX_GROUP_NAME]);
+            assert_eq!(
+                (info.my_vs_set.num_members, info.my_vs_set.members_offset),
+                (1, 92)
+            );
+            assert_eq!(
+                SP_get_memb_info(p, AGREED_MESS as service, &mut info),
+                ILLEGAL_MESSAGE
+            );
+            assert_eq!(SP_get_memb_info(ptr::null(), 0x1800, &mut info), ILLEGAL_MESSAGE);
+            assert_eq!(SP_scat_get_vs_sets_info(&scat, vs.as_mut_ptr(), 3, &mut mine), 2);
+            assert_eq!(
+                (
+                    vs[0].num_members,
+                    vs[0].members_offset,
+                    vs[1].members_offset,
+                    mine
+                ),
+                (2, 24, 92, 1)
+            );
+            assert_eq!(
+                SP_get_vs_sets_info(p, vs.as_mut_ptr(), 1, &mut mine),
+                BUFFER_TOO_SHORT
+            );
+            assert_eq!(
+                SP_scat_get_vs_set_members(&scat, &vs[0], names.as_mut_ptr(), 2),
+                2
+            );
+            assert_eq!(names[1].map(|c| c as u8), name_field(b"#cb2#db"));
+            assert_eq!(
+                SP_get_vs_set_members(p, &vs[0], names.as_mut_ptr(), 1),
+                BUFFER_TOO_SHORT
+            );
+            scat.num_elements = 101;
+            assert_eq!(SP_scat_get_memb_info(&scat, 0x1800, &mut info), ILLEGAL_MESSAGE);
+        }
+    }
+
+    #[test]
+    fn receive_and_send_shells() {
+        let (fd, mut daemon) = fake_session(b"#me#d");
+        let h = Header {
+            msg_type: AGREED_MESS,
+            sender: name_field(b"#you#d"),
+            num_groups: 2,
+            hint: hint_for_mess_type(9),
+            data_len: 3,
+        };
+        let mut bytes = h.encode().to_vec();
+        bytes.extend_from_slice(&name_field(b"g1"));
+        bytes.extend_from_slice(&name_field(b"g2"));
+        bytes.extend_from_slice(b"abc");
+        daemon.write_all(&bytes).unwrap();
+        let (mut st, mut ng, mut mt, mut em) = (0 as service, 0, 0 as c_short, 0);
+        let mut sender = [0 as c_char; MAX_GROUP_NAME];
+        let mut groups = [[0 as c_char; MAX_GROUP_NAME]; 2];
+        let mut mess = [0 as c_char; 8];
+        // SAFETY: every pointer is valid for the sizes passed.
+        unsafe {
+            let r = SP_receive(
+                fd,
+                &mut st,
+                sender.as_mut_ptr(),
+                1,
+                &mut ng,
+                groups.as_mut_ptr(),
+                &mut mt,
+                &mut em,
+                8,
+                mess.as_mut_ptr(),
+            );
+            assert_eq!(
+                (r, st, ng, mt, em),
+                (GROUPS_TOO_SHORT, AGREED_MESS as service, -2, 9, 0)
+            );
+            assert_eq!(
+                sender[..7].iter().map(|&c| c as u8).collect::<Vec<_>>(),
+                b"#you#d\0"
+            );
+            let r = SP_receive(
+                fd,
+                &mut st,
+                ptr::null_mut(),
+                2,
+                &mut ng,
+                groups.as_mut_ptr(),
+                &mut mt,
+                &mut em,
+                8,
+                mess.as_mut_ptr(),
+            );
+            assert_eq!(r, ILLEGAL_MESSAGE);
+            let r = SP_receive(
+                fd,
+                &mut st,
+                sender.as_mut_ptr(),
+                2,
+                &mut ng,
+                groups.as_mut_ptr(),
+                &mut mt,
+                &mut em,
+                8,
+                ptr::null_mut(),
+            );
+            assert_eq!(r, ILLEGAL_MESSAGE);
+            let r = SP_receive(
+                fd,
+                &mut st,
+                sender.as_mut_ptr(),
+                2,
+                &mut ng,
+                groups.as_mut_ptr(),
+                &mut mt,
+                &mut em,
+                8,
+                mess.as_mut_ptr(),
+            );
+            assert_eq!((r, ng, mess[2] as u8), (3, 2, b'c'));
+
+            assert_eq!(
+                SP_multicast(fd, AGREED_MESS as service, ptr::null(), 0, 1, c"x".as_ptr()),
+                ILLEGAL_GROUP
+            );
+            assert_eq!(
+                SP_multicast(fd, AGREED_MESS as service, c"g".as_ptr(), 0, -1, c"x".as_ptr()),
+                MESSAGE_TOO_LONG
+            );
+            assert_eq!(
+                SP_multicast(fd, AGREED_MESS as service, c"g".as_ptr(), 0, 1, ptr::null()),
+                ILLEGAL_MESSAGE
+            );
+            assert_eq!(
+                SP_multicast(fd, 0, c"g".as_ptr(), 0, 1, c"x".as_ptr()),
+                ILLEGAL_SERVICE
+            );
+            assert_eq!(
+                SP_multigroup_multicast(fd, AGREED_MESS as service, -1, ptr::null(), 0, 0, ptr::null()),
+                ILLEGAL_GROUP
+            );
+            let long = c"a-group-name-that-is-much-longer-than-31";
+            assert_eq!(
+                SP_multicast(fd, AGREED_MESS as service, long.as_ptr(), 0, 2, c"hi".as_ptr()),
+                2
+            );
+            assert_eq!(SP_join(fd, ptr::null()), ILLEGAL_GROUP);
+            assert_eq!(SP_disconnect(fd), 0);
+        }
+        let mut sent = vec![0u8; 48 + NAME_LEN + 2];
+        daemon.read_exact(&mut sent).unwrap();
+        assert_eq!(
+            &sent[48..80],
+            &name_field(b"a-group-name-that-is-much-longer-than-31")
+        );
+        assert_eq!(&sent[80..], b"hi");
+    }
+}

@@ -24,3 +24,6 @@ pub use error::Error;
 pub use mailbox::Mailbox;
 pub use receive::{Outcome, Received};
 pub use session::MAX_SESSIONS;
+
+#[cfg(test)]
+pub(crate) use session::tests::fake_session;
