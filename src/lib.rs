@@ -2,5 +2,6 @@
 //! the wire formats, and the daemon.
 
 pub mod capi;
+pub mod client;
 pub mod config;
 pub mod wire;
