@@ -3,4 +3,5 @@
 
 pub mod capi;
 pub mod groups;
+pub mod node;
 pub mod wire;
