@@ -2,6 +2,7 @@
 //! the wire formats, and the daemon.
 
 pub mod capi;
+pub mod daemon;
 pub mod groups;
 pub mod node;
 pub mod wire;
