@@ -7,6 +7,7 @@ mod reader;
 mod sys;
 
 pub use handshake::AuthPolicy;
+pub use sys::local_addresses;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSlice};
@@ -270,7 +271,12 @@ impl Daemon {
             State::AwaitAuthChoice { name, .. } => {
                 self.reserved_names.remove(&name);
             }
-            State::Open { session, .. } => {
+            State::Open {
+                session,
+                private_group,
+                ..
+            } => {
+                log::info!("session {} closed", String::from_utf8_lossy(&private_group));
                 self.slot_of.remove(&session);
                 self.ended.push(session);
             }
