@@ -517,12 +517,20 @@ impl Daemon {
         let limit = self.settings.max_session_messages;
         if conn.out.len() > limit {
             self.flush(slot);
-            let still = self.conns[slot].as_ref().map_or(0, |c| c.out.len());
-            if still > limit {
-                log::warn!(
-                    "session {session:?} has {still} undelivered messages (limit {limit}), disconnecting it"
-                );
-                self.end_conn(slot);
+            if let Some(Conn {
+                out,
+                state: State::Open { private_group, .. },
+                ..
+            }) = &self.conns[slot]
+            {
+                if out.len() > limit {
+                    log::warn!(
+                        "session {} has {} undelivered messages (limit {limit}), disconnecting it",
+                        String::from_utf8_lossy(private_group),
+                        out.len()
+                    );
+                    self.end_conn(slot);
+                }
             }
         }
     }
