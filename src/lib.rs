@@ -2,6 +2,7 @@
 //! the wire formats, and the daemon.
 
 pub mod capi;
+pub mod config;
 pub mod daemon;
 pub mod groups;
 pub mod node;
