@@ -174,6 +174,11 @@ fn handshake_join_multicast_and_membership_bytes() {
     assert_eq!(receive(&mut alice).1, hello);
     assert_eq!(receive(&mut alice).1, fifo);
 
+    // The largest message the validation accepts is carried whole.
+    let largest = message(SAFE_MESS, &pa, &[b"g1"], 1, &vec![0x5a; 143_920]);
+    alice.write_all(&largest).unwrap();
+    assert_eq!(receive(&mut alice).1, largest);
+
     // Bob (an invented name, no notices) joins: alice sees both members in name order.
     let (mut bob, pb) = d.session("", false);
     assert!(pb.starts_with(b"#r") && pb.ends_with(b"#localhost"));

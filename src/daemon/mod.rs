@@ -121,11 +121,13 @@ impl Daemon {
         let epoll = Epoll::new()?;
         epoll.add(signals.raw_fd(), SIGNAL_TOKEN, Interest::Read)?;
 
-        let unix_path = settings.socket_dir.join(settings.port.to_string());
-        let mut listeners = vec![unix_listener(&unix_path)?];
+        let mut listeners = Vec::new();
         for address in &settings.client_addresses {
             listeners.push(tcp_listener(SocketAddr::new(*address, settings.port))?);
         }
+        // Last, so that a failure above leaves no socket file behind.
+        let unix_path = settings.socket_dir.join(settings.port.to_string());
+        listeners.push(unix_listener(&unix_path)?);
         for (i, l) in listeners.iter().enumerate() {
             epoll.add(l.as_raw_fd(), LISTENER_TOKEN - i as u64, Interest::Read)?;
         }
@@ -400,10 +402,11 @@ impl Daemon {
             }
         };
         log::info!(
-            "session {} opened (version {}, membership {})",
+            "session {} opened (version {}, membership {}; {} sessions)",
             String::from_utf8_lossy(&opened.private_group),
             request.version,
-            request.group_membership
+            request.group_membership,
+            self.node.session_count()
         );
         let accept = encode_accept(request.version, &opened.private_group);
         self.slot_of.insert(opened.id, slot);
