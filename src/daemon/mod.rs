@@ -33,6 +33,12 @@ use sys::{Epoll, ExitSignals, Interest, Ready};
 pub const MAX_SESSIONS: usize = 997;
 /// How long a new connection has to send its connect request.
 const CONNECT_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most requests of one session handled before the other sessions get their turn.
+const REQUESTS_PER_TURN: usize = 64;
+/// Longest wait of a sender for a congested receiver of its messages. A receiver that reads
+/// nothing thus still reaches MaxSessionMessages and is cut off; one that reads slowly
+/// slows its senders down instead.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
 
 /// What the daemon needs to know to serve its clients.
 #[derive(Clone, Debug)]
@@ -85,10 +91,16 @@ struct Conn {
     socket: Socket,
     state: State,
     out: OutQueue,
-    /// Watched for writability (output is waiting for room in the socket).
-    watching_writes: bool,
+    /// What epoll watches the socket for now.
+    interest: Interest,
     /// Listed in `Daemon::dirty`.
     dirty: bool,
+    /// The reader holds requests left over from a capped turn; listed in `Daemon::backlog`.
+    backlogged: bool,
+    /// Not read from until then, or until no receiver is congested.
+    paused_until: Option<Instant>,
+    /// Has at least half of MaxSessionMessages undelivered; counted in `congested_conns`.
+    congested: bool,
 }
 
 struct Daemon {
@@ -108,6 +120,13 @@ struct Daemon {
     random: u64,
     /// Connections with output to write at the end of this round.
     dirty: Vec<usize>,
+    /// Connections with requests left over from a capped turn.
+    backlog: Vec<usize>,
+    /// Connections not read from for a while because a receiver was congested.
+    paused: Vec<usize>,
+    congested_conns: usize,
+    /// A delivery found its receiver congested (checked after each sender's turn).
+    congestion_seen: bool,
     /// Sessions whose connection ended, to tell the node.
     ended: Vec<SessionId>,
     outputs: Vec<Output>,
@@ -119,7 +138,7 @@ impl Daemon {
         sys::ignore_sigpipe();
         let signals = ExitSignals::new()?;
         let epoll = Epoll::new()?;
-        epoll.add(signals.raw_fd(), SIGNAL_TOKEN, Interest::Read)?;
+        epoll.add(signals.raw_fd(), SIGNAL_TOKEN, Interest::READ)?;
 
         let mut listeners = Vec::new();
         for address in &settings.client_addresses {
@@ -129,7 +148,7 @@ impl Daemon {
         let unix_path = settings.socket_dir.join(settings.port.to_string());
         listeners.push(unix_listener(&unix_path)?);
         for (i, l) in listeners.iter().enumerate() {
-            epoll.add(l.as_raw_fd(), LISTENER_TOKEN - i as u64, Interest::Read)?;
+            epoll.add(l.as_raw_fd(), LISTENER_TOKEN - i as u64, Interest::READ)?;
         }
         log::info!(
             "daemon {} serving clients on {} and TCP port {} of {:?}",
@@ -158,6 +177,10 @@ impl Daemon {
             awaiting_requests: 0,
             random: random_seed(),
             dirty: Vec::new(),
+            backlog: Vec::new(),
+            paused: Vec::new(),
+            congested_conns: 0,
+            congestion_seen: false,
             ended: Vec::new(),
             outputs: Vec::new(),
             requests: Vec::new(),
@@ -189,14 +212,70 @@ impl Daemon {
                 }
                 self.dispatch();
             }
-            self.expire_handshakes(Instant::now());
+            self.run_backlog();
+            let now = Instant::now();
+            self.expire_handshakes(now);
             self.flush_dirty();
+            self.resume_paused(now);
         }
     }
 
-    /// Until the earliest connect-request deadline, or forever without one.
+    /// Gives sessions with left-over requests their next turn.
+    fn run_backlog(&mut self) {
+        for slot in std::mem::take(&mut self.backlog) {
+            let Some(conn) = self.conns[slot].as_mut().filter(|c| c.backlogged) else {
+                continue;
+            };
+            if conn.paused_until.is_some() {
+                self.backlog.push(slot);
+                continue;
+            }
+            conn.backlogged = false;
+            self.handle_requests(slot, false);
+        }
+    }
+
+    /// Stops reading from a sender whose messages met a congested receiver.
+    fn pause(&mut self, slot: usize) {
+        if let Some(conn) = self.conns[slot].as_mut() {
+            conn.paused_until = Some(Instant::now() + MAX_PAUSE);
+            self.paused.push(slot);
+            self.update_interest(slot);
+        }
+    }
+
+    fn resume_paused(&mut self, now: Instant) {
+        if self.paused.is_empty() {
+            return;
+        }
+        let all = self.congested_conns == 0;
+        for slot in std::mem::take(&mut self.paused) {
+            let Some(conn) = self.conns[slot].as_mut() else {
+                continue;
+            };
+            match conn.paused_until {
+                Some(until) if all || until <= now => {
+                    conn.paused_until = None;
+                    self.update_interest(slot);
+                }
+                Some(_) => self.paused.push(slot),
+                None => {}
+            }
+        }
+    }
+
+    /// No wait while left-over requests can run; else until the earliest connect-request
+    /// deadline or end of a pause, or forever without one.
     fn wait_timeout_ms(&self) -> i32 {
-        if self.awaiting_requests == 0 {
+        let runnable = |&slot: &usize| {
+            self.conns[slot]
+                .as_ref()
+                .is_some_and(|c| c.backlogged && c.paused_until.is_none())
+        };
+        if self.backlog.iter().any(runnable) {
+            return 0;
+        }
+        if self.awaiting_requests == 0 && self.paused.is_empty() {
             return -1;
         }
         let now = Instant::now();
@@ -204,11 +283,11 @@ impl Daemon {
             .iter()
             .flatten()
             .filter_map(|c| match c.state {
-                State::AwaitRequest { deadline } => Some(deadline.saturating_duration_since(now)),
-                _ => None,
+                State::AwaitRequest { deadline } => Some(deadline),
+                _ => c.paused_until,
             })
             .min()
-            .map_or(-1, |d| d.as_millis() as i32 + 1)
+            .map_or(-1, |t| t.saturating_duration_since(now).as_millis() as i32 + 1)
     }
 
     fn accept_all(&mut self, listener: usize) {
@@ -244,15 +323,18 @@ impl Daemon {
             self.conns.push(None);
             self.conns.len() - 1
         });
-        self.epoll.add(socket.as_raw_fd(), slot as u64, Interest::Read)?;
+        self.epoll.add(socket.as_raw_fd(), slot as u64, Interest::READ)?;
         self.conns[slot] = Some(Conn {
             socket,
             state: State::AwaitRequest {
                 deadline: Instant::now() + CONNECT_REQUEST_TIMEOUT,
             },
             out: OutQueue::default(),
-            watching_writes: false,
+            interest: Interest::READ,
             dirty: false,
+            backlogged: false,
+            paused_until: None,
+            congested: false,
         });
         self.open_conns += 1;
         self.awaiting_requests += 1;
@@ -268,6 +350,9 @@ impl Daemon {
         let _ = self.epoll.remove(conn.socket.as_raw_fd());
         self.free_slots.push(slot);
         self.open_conns -= 1;
+        if conn.congested {
+            self.congested_conns -= 1;
+        }
         match conn.state {
             State::AwaitRequest { .. } => self.awaiting_requests -= 1,
             State::AwaitAuthChoice { name, .. } => {
@@ -307,7 +392,10 @@ impl Daemon {
         match conn.state {
             State::AwaitRequest { .. } => self.read_connect_request(slot),
             State::AwaitAuthChoice { .. } => self.read_auth_choice(slot),
-            State::Open { .. } => self.read_requests(slot),
+            State::Open { .. } => {
+                let read_socket = !conn.backlogged;
+                self.handle_requests(slot, read_socket)
+            }
         }
     }
 
@@ -440,8 +528,10 @@ impl Daemon {
         }
     }
 
-    fn read_requests(&mut self, slot: usize) {
-        let conn = self.conns[slot].as_mut().expect("readable connection");
+    /// One turn of a session: reads from its socket if asked to, then handles up to
+    /// REQUESTS_PER_TURN requests; pauses it when its messages met a congested receiver.
+    fn handle_requests(&mut self, slot: usize, read_socket: bool) {
+        let conn = self.conns[slot].as_mut().expect("connection in turn");
         let fd = conn.socket.as_raw_fd();
         let State::Open {
             session,
@@ -452,32 +542,47 @@ impl Daemon {
             return;
         };
         let session = *session;
-        let read = sys::recv(fd, reader.space(), 0);
-        let closed = match read {
-            Ok(0) => true,
-            Ok(n) => {
-                reader.filled(n);
-                false
+        let mut closed = false;
+        if read_socket {
+            match sys::recv(fd, reader.space(), 0) {
+                Ok(0) => closed = true,
+                Ok(n) => reader.filled(n),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                    return
+                }
+                Err(e) => {
+                    log::info!("read error on session {session:?}: {e}");
+                    closed = true;
+                }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => return,
-            Err(e) => {
-                log::info!("read error on session {session:?}: {e}");
-                true
-            }
-        };
-        let verdict = reader.take_requests(private_group, &mut self.requests);
-        let violation = verdict
-            .err()
-            .map(|e| (e, String::from_utf8_lossy(private_group).into_owned()));
+        }
+        let (more, violation) =
+            match reader.take_requests(private_group, REQUESTS_PER_TURN, &mut self.requests) {
+                Ok(more) => (more, None),
+                Err(e) => (
+                    false,
+                    Some((e, String::from_utf8_lossy(private_group).into_owned())),
+                ),
+            };
+        if more && !conn.backlogged {
+            self.backlog.push(slot);
+        }
+        conn.backlogged = more;
+        self.congestion_seen = false;
         for request in self.requests.drain(..) {
             self.node
                 .handle(Input::Request { session, request }, &mut self.outputs);
         }
         if let Some((e, name)) = violation {
             log::warn!("session {name}: malformed request ({e:?}), disconnecting it");
-            self.end_conn(slot);
-        } else if closed {
-            self.end_conn(slot);
+            return self.end_conn(slot);
+        }
+        if closed {
+            return self.end_conn(slot);
+        }
+        self.dispatch();
+        if self.congestion_seen {
+            self.pause(slot);
         }
     }
 
@@ -518,6 +623,13 @@ impl Daemon {
             self.dirty.push(slot);
         }
         let limit = self.settings.max_session_messages;
+        if conn.out.len() >= (limit / 2).max(1) {
+            self.congestion_seen = true;
+            if !conn.congested {
+                conn.congested = true;
+                self.congested_conns += 1;
+            }
+        }
         if conn.out.len() > limit {
             self.flush(slot);
             if let Some(Conn {
@@ -560,11 +672,17 @@ impl Daemon {
             if n == 0 {
                 break;
             }
+            let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
             match conn
                 .socket
                 .send_vectored_with_flags(&slices[..n], libc::MSG_NOSIGNAL)
             {
-                Ok(written) => conn.out.consume(written),
+                Ok(written) => {
+                    conn.out.consume(written);
+                    if written < offered {
+                        break; // the socket is full
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -577,19 +695,31 @@ impl Daemon {
         if broken {
             return self.end_conn(slot);
         }
-        let wants_writes = !conn.out.is_empty();
-        if wants_writes != conn.watching_writes {
-            let interest = if wants_writes {
-                Interest::ReadWrite
-            } else {
-                Interest::Read
-            };
-            match self.epoll.modify(conn.socket.as_raw_fd(), slot as u64, interest) {
-                Ok(()) => conn.watching_writes = wants_writes,
-                Err(e) => {
-                    log::warn!("epoll modify failed: {e}");
-                    self.end_conn(slot);
-                }
+        if conn.congested && conn.out.len() <= self.settings.max_session_messages / 4 {
+            conn.congested = false;
+            self.congested_conns -= 1;
+        }
+        self.update_interest(slot);
+    }
+
+    /// Watches a session's socket for reading unless it is paused, and for writing while
+    /// output waits.
+    fn update_interest(&mut self, slot: usize) {
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return;
+        };
+        let wanted = Interest {
+            read: conn.paused_until.is_none(),
+            write: !conn.out.is_empty(),
+        };
+        if wanted == conn.interest {
+            return;
+        }
+        match self.epoll.modify(conn.socket.as_raw_fd(), slot as u64, wanted) {
+            Ok(()) => conn.interest = wanted,
+            Err(e) => {
+                log::warn!("epoll modify failed: {e}");
+                self.end_conn(slot);
             }
         }
     }

@@ -59,19 +59,25 @@ impl RequestReader {
         debug_assert!(self.filled <= self.buf.len());
     }
 
-    /// Appends every complete request now buffered to `out`, in order. A request failing
-    /// validation ends the stream: the requests before it are still appended.
-    /// `own_private_group` is the session's `#private#daemon`.
+    /// Appends up to `max` complete requests now buffered to `out`, in order; `Ok(true)` when
+    /// more complete requests are left. A request failing validation ends the stream: the
+    /// requests before it are still appended. `own_private_group` is the session's
+    /// `#private#daemon`.
     pub fn take_requests(
         &mut self,
         own_private_group: &[u8],
+        max: usize,
         out: &mut Vec<ClientRequest>,
-    ) -> Result<(), InvalidRequest> {
+    ) -> Result<bool, InvalidRequest> {
         let batch_start = self.parsed;
-        let mut verdict = Ok(());
+        let mut verdict = Ok(false);
         // Size of the frame the unfinished tail starts (0: not known yet).
         let mut pending = 0;
         while self.filled - self.parsed >= HEADER_LEN {
+            if self.found.len() == max {
+                verdict = Ok(true);
+                break;
+            }
             let at = self.parsed;
             let raw: &[u8; HEADER_LEN] = self.buf[at..at + HEADER_LEN].try_into().expect("header length");
             let (header, foreign) = Header::decode(raw);
@@ -95,7 +101,10 @@ impl RequestReader {
             self.parsed += len;
         }
         self.hand_on(batch_start, out);
-        self.make_room(pending);
+        if verdict != Ok(true) {
+            // (Requests left over need no room: the caller handles them before reading again.)
+            self.make_room(pending);
+        }
         verdict
     }
 
@@ -182,7 +191,7 @@ mod tests {
             if !rest.is_empty() {
                 // The caller takes requests between reads.
                 let mut out = Vec::new();
-                r.take_requests(ME, &mut out).unwrap();
+                r.take_requests(ME, usize::MAX, &mut out).unwrap();
                 assert!(out.is_empty(), "feed helper only for partial input");
             }
         }
@@ -190,7 +199,9 @@ mod tests {
 
     fn take(r: &mut RequestReader) -> Result<Vec<ClientRequest>, InvalidRequest> {
         let mut out = Vec::new();
-        r.take_requests(ME, &mut out).map(|()| out)
+        let more = r.take_requests(ME, usize::MAX, &mut out)?;
+        assert!(!more);
+        Ok(out)
     }
 
     #[test]
@@ -232,6 +243,19 @@ mod tests {
     }
 
     #[test]
+    fn batches_are_capped() {
+        let mut r = RequestReader::new();
+        let m = message(AGREED_MESS, b"g1", 10);
+        feed(&mut r, &m.repeat(5));
+        let mut out = Vec::new();
+        assert_eq!(r.take_requests(ME, 2, &mut out), Ok(true));
+        assert_eq!(r.take_requests(ME, 2, &mut out), Ok(true));
+        assert_eq!(r.take_requests(ME, 2, &mut out), Ok(false));
+        assert_eq!(out.len(), 5);
+        assert!(out.iter().all(|q| q.frame.bytes() == m.as_slice()));
+    }
+
+    #[test]
     fn large_frame_grows_buffer() {
         let mut r = RequestReader::new();
         let m = message(SAFE_MESS, b"g1", 143_920);
@@ -270,7 +294,7 @@ mod tests {
         bytes.extend(message(AGREED_MESS | SAFE_MESS, b"g1", 3));
         feed(&mut r, &bytes);
         let mut out = Vec::new();
-        let verdict = r.take_requests(ME, &mut out);
+        let verdict = r.take_requests(ME, usize::MAX, &mut out);
         assert!(matches!(verdict, Err(InvalidRequest::Service(_))));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, RequestKind::Join);

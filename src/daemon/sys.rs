@@ -16,19 +16,28 @@ pub struct Epoll {
     fd: OwnedFd,
 }
 
-/// What a watched descriptor is waited for.
+/// What a watched descriptor is waited for (errors and hang-ups are reported either way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interest {
-    Read,
-    ReadWrite,
+pub struct Interest {
+    pub read: bool,
+    pub write: bool,
 }
 
 impl Interest {
+    pub const READ: Interest = Interest {
+        read: true,
+        write: false,
+    };
+
     fn bits(self) -> u32 {
-        match self {
-            Interest::Read => libc::EPOLLIN as u32,
-            Interest::ReadWrite => (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+        let mut bits = 0;
+        if self.read {
+            bits |= libc::EPOLLIN as u32;
         }
+        if self.write {
+            bits |= libc::EPOLLOUT as u32;
+        }
+        bits
     }
 }
 
@@ -70,7 +79,7 @@ impl Epoll {
     }
 
     pub fn remove(&self, fd: RawFd) -> io::Result<()> {
-        self.control(libc::EPOLL_CTL_DEL, fd, 0, Interest::Read)
+        self.control(libc::EPOLL_CTL_DEL, fd, 0, Interest::READ)
     }
 
     /// Waits up to `timeout_ms` (-1: no limit) and fills `ready`; an interrupted wait
