@@ -212,15 +212,17 @@ impl Daemon {
         }
     }
 
-    /// No wait while left-over requests can run; else until the earliest connect-request
-    /// deadline or end of a pause, or forever without one.
+    /// No wait while work is left (a connection failed late in the round, or left-over
+    /// requests can run); else until the earliest connect-request deadline or end of a
+    /// pause, or forever without one.
     fn wait_timeout_ms(&self) -> i32 {
         let runnable = |&slot: &usize| {
             self.conns[slot]
                 .as_ref()
                 .is_some_and(|c| c.backlogged && c.paused_until.is_none())
         };
-        if self.backlog.iter().any(runnable) {
+        let work_left = !self.ended.is_empty() || !self.outputs.is_empty() || !self.dirty.is_empty();
+        if work_left || self.backlog.iter().any(runnable) {
             return 0;
         }
         if self.awaiting_requests == 0 && self.paused.is_empty() {

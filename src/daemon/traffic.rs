@@ -109,15 +109,15 @@ impl Daemon {
             self.node
                 .handle(Input::Request { session, request }, &mut self.outputs);
         }
-        if let Some((e, name)) = violation {
+        if let Some((e, name)) = &violation {
             log::warn!("session {name}: malformed request ({e:?}), disconnecting it");
-            return self.end_conn(slot);
         }
-        if closed {
-            return self.end_conn(slot);
+        let ending = closed || violation.is_some();
+        if ending {
+            self.end_conn(slot);
         }
         self.dispatch();
-        if self.congestion_seen {
+        if self.congestion_seen && !ending {
             self.pause(slot);
         }
     }
@@ -186,14 +186,21 @@ impl Daemon {
         }
     }
 
+    /// Writes out everything queued this round, including the notices caused by connections
+    /// that fail meanwhile.
     pub(super) fn flush_dirty(&mut self) {
-        for slot in std::mem::take(&mut self.dirty) {
-            if let Some(conn) = self.conns[slot].as_mut() {
-                conn.dirty = false;
-                self.flush(slot);
+        loop {
+            self.dispatch();
+            if self.dirty.is_empty() {
+                return;
+            }
+            for slot in std::mem::take(&mut self.dirty) {
+                if let Some(conn) = self.conns[slot].as_mut() {
+                    conn.dirty = false;
+                    self.flush(slot);
+                }
             }
         }
-        self.dispatch();
     }
 
     /// Writes as much queued output as the socket takes, then watches for room if some is left.
