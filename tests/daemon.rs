@@ -302,6 +302,33 @@ fn session_that_stops_reading_is_cut_off() {
 }
 
 #[test]
+fn slow_reader_slows_the_sender_instead_of_being_cut_off() {
+    let d = Daemon::start("MaxSessionMessages = 100");
+    let (mut alice, pa) = d.session("alice", false);
+    let (mut bob, pb) = d.session("bob", false);
+    bob.write_all(&message(JOIN_MESS, &pb, &[b"g"], 0, b"")).unwrap();
+    alice
+        .write_all(&message(JOIN_MESS, &pa, &[b"g"], 0, b""))
+        .unwrap();
+    // Far more than bob's socket and queue hold, sent at once; bob reads with pauses.
+    const SENT: usize = 2000;
+    let m = message(AGREED_MESS | SELF_DISCARD, &pa, &[b"g"], 0, &[7; 1000]);
+    let reader = std::thread::spawn(move || {
+        for i in 0..SENT {
+            let (h, _) = receive(&mut bob);
+            assert_eq!(h.data_len, 1000);
+            if i % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    for _ in 0..SENT {
+        alice.write_all(&m).unwrap();
+    }
+    reader.join().expect("bob received every message");
+}
+
+#[test]
 fn exit_signal_removes_socket() {
     let mut d = Daemon::start("");
     let path = d.socket_path();

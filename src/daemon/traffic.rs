@@ -12,7 +12,8 @@ use super::{Conn, Daemon, State};
 use crate::groups::SessionId;
 use crate::node::{Frame, Input, Output};
 
-/// Most requests of one session handled before the other sessions get their turn.
+/// Most requests of one session handled before the other sessions get their turn (fewer
+/// with a small MaxSessionMessages, so one turn cannot overfill a receiver on its own).
 const REQUESTS_PER_TURN: usize = 64;
 /// Longest wait of a sender for a congested receiver of its messages. A receiver that reads
 /// nothing thus still reaches MaxSessionMessages and is cut off; one that reads slowly
@@ -92,14 +93,14 @@ impl Daemon {
                 }
             }
         }
-        let (more, violation) =
-            match reader.take_requests(private_group, REQUESTS_PER_TURN, &mut self.requests) {
-                Ok(more) => (more, None),
-                Err(e) => (
-                    false,
-                    Some((e, String::from_utf8_lossy(private_group).into_owned())),
-                ),
-            };
+        let turn = (self.settings.max_session_messages / 4).clamp(1, REQUESTS_PER_TURN);
+        let (more, violation) = match reader.take_requests(private_group, turn, &mut self.requests) {
+            Ok(more) => (more, None),
+            Err(e) => (
+                false,
+                Some((e, String::from_utf8_lossy(private_group).into_owned())),
+            ),
+        };
         if more && !conn.backlogged {
             self.backlog.push(slot);
         }
