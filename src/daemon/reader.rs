@@ -1,7 +1,7 @@
 //! Cuts a session's byte stream into validated requests, without copying them when they come
 //! in batches.
 //!
-//! Reads go into a large buffer. Complete frames are handed on as [`Frame`]s: when they fill
+//! Reads go into a buffer (small until the session's reads fill it, then large). Complete frames are handed on as [`Frame`]s: when they fill
 //! a good part of the buffer, the buffer itself becomes shared and the frames point into it
 //! (the unfinished tail moves to a fresh buffer); a few small frames are copied out instead,
 //! so a slow receiver holding one small message does not pin a whole buffer.
@@ -12,12 +12,12 @@ use crate::node::{ClientRequest, Frame};
 use crate::wire::request::{body_len, classify_request, InvalidRequest, RequestKind};
 use crate::wire::{Header, HEADER_LEN};
 
-/// Size of a read buffer (grown for a frame that does not fit).
-const BUFFER_LEN: usize = 128 * 1024;
-/// Frames of a batch covering at least this much are shared in place rather than copied.
-const SHARE_AT_LEAST: usize = BUFFER_LEN / 4;
-/// Below this much free space the unfinished tail is moved to the front before reading.
-const MIN_READ_SPACE: usize = 16 * 1024;
+/// Read buffer of a session that sends little (most sessions: keeps idle ones cheap).
+const SMALL_BUFFER: usize = 16 * 1024;
+/// Read buffer of a session whose reads have filled its buffer (grown further for a frame that
+/// does not fit). A batch of frames covering a quarter of the buffer is shared in place
+/// rather than copied; below an eighth free, the unfinished tail moves to the front.
+const LARGE_BUFFER: usize = 128 * 1024;
 
 pub struct RequestReader {
     buf: Vec<u8>,
@@ -29,6 +29,8 @@ pub struct RequestReader {
     shared: Option<Arc<Vec<u8>>>,
     /// Frames found by the current call: kind, header, range in `buf`.
     found: Vec<(RequestKind, Header, std::ops::Range<usize>)>,
+    /// A read has filled the buffer: the session sends fast and gets the large buffer.
+    large: bool,
 }
 
 impl Default for RequestReader {
@@ -40,11 +42,20 @@ impl Default for RequestReader {
 impl RequestReader {
     pub fn new() -> RequestReader {
         RequestReader {
-            buf: vec![0; BUFFER_LEN],
+            buf: vec![0; SMALL_BUFFER],
             filled: 0,
             parsed: 0,
             shared: None,
             found: Vec::new(),
+            large: false,
+        }
+    }
+
+    fn buffer_len(&self) -> usize {
+        if self.large {
+            LARGE_BUFFER
+        } else {
+            SMALL_BUFFER
         }
     }
 
@@ -57,6 +68,9 @@ impl RequestReader {
     pub fn filled(&mut self, n: usize) {
         self.filled += n;
         debug_assert!(self.filled <= self.buf.len());
+        if self.filled == self.buf.len() {
+            self.large = true;
+        }
     }
 
     /// Appends up to `max` complete requests now buffered to `out`, in order; `Ok(true)` when
@@ -112,7 +126,7 @@ impl RequestReader {
         if self.found.is_empty() {
             return;
         }
-        let (buf, base) = if self.parsed - batch_start >= SHARE_AT_LEAST {
+        let (buf, base) = if self.parsed - batch_start >= self.buffer_len() / 4 {
             let next = self.fresh_buffer();
             let full = std::mem::replace(&mut self.buf, next);
             let tail = self.filled - self.parsed;
@@ -134,22 +148,26 @@ impl RequestReader {
 
     /// The buffer given away last time if nobody holds it any more, else a new one.
     fn fresh_buffer(&mut self) -> Vec<u8> {
+        let len = self.buffer_len();
         match self.shared.take().map(Arc::try_unwrap) {
-            Some(Ok(old)) if old.len() >= BUFFER_LEN => old,
-            _ => vec![0; BUFFER_LEN],
+            Some(Ok(old)) if old.len() >= len => old,
+            _ => vec![0; len],
         }
     }
 
     /// Keeps room to read the rest of a frame of `pending` bytes and a fair amount more.
     fn make_room(&mut self, pending: usize) {
+        let len = self.buffer_len();
+        let min_space = len / 8;
         let tail = self.filled - self.parsed;
-        if self.buf.len() - self.filled >= MIN_READ_SPACE && self.buf.len() - self.parsed >= pending {
+        let size = self.buf.len();
+        if size >= len && size - self.filled >= min_space && size - self.parsed >= pending {
             return;
         }
         self.buf.copy_within(self.parsed..self.filled, 0);
         self.parsed = 0;
         self.filled = tail;
-        let wanted = BUFFER_LEN.max(pending + MIN_READ_SPACE);
+        let wanted = len.max(pending + min_space);
         if self.buf.len() < wanted {
             self.buf.resize(wanted, 0);
         }
@@ -180,7 +198,9 @@ mod tests {
         m
     }
 
-    fn feed(r: &mut RequestReader, bytes: &[u8]) {
+    /// Reads `bytes` in as many reads as the buffer needs, taking requests after each.
+    fn feed(r: &mut RequestReader, bytes: &[u8]) -> Vec<ClientRequest> {
+        let mut out = Vec::new();
         let mut rest = bytes;
         while !rest.is_empty() {
             let space = r.space();
@@ -188,56 +208,54 @@ mod tests {
             space[..n].copy_from_slice(&rest[..n]);
             r.filled(n);
             rest = &rest[n..];
-            if !rest.is_empty() {
-                // The caller takes requests between reads.
-                let mut out = Vec::new();
-                r.take_requests(ME, usize::MAX, &mut out).unwrap();
-                assert!(out.is_empty(), "feed helper only for partial input");
-            }
+            assert!(!r.take_requests(ME, usize::MAX, &mut out).unwrap());
         }
+        out
+    }
+
+    /// One read of `bytes` (which fit the buffer).
+    fn put(r: &mut RequestReader, bytes: &[u8]) {
+        r.space()[..bytes.len()].copy_from_slice(bytes);
+        r.filled(bytes.len());
     }
 
     fn take(r: &mut RequestReader) -> Result<Vec<ClientRequest>, InvalidRequest> {
         let mut out = Vec::new();
-        let more = r.take_requests(ME, usize::MAX, &mut out)?;
-        assert!(!more);
+        assert!(!r.take_requests(ME, usize::MAX, &mut out)?);
         Ok(out)
     }
 
     #[test]
     fn partial_frames_wait() {
-        let mut r = RequestReader::new();
         let m = message(AGREED_MESS, b"g1", 5);
         for cut in [1, 47, 48, 80, m.len() - 1] {
-            let mut r2 = RequestReader::new();
-            feed(&mut r2, &m[..cut]);
-            assert!(take(&mut r2).unwrap().is_empty());
-            feed(&mut r2, &m[cut..]);
-            let got = take(&mut r2).unwrap();
+            let mut r = RequestReader::new();
+            assert!(feed(&mut r, &m[..cut]).is_empty());
+            let got = feed(&mut r, &m[cut..]);
             assert_eq!(got.len(), 1);
             assert_eq!(got[0].frame.bytes(), m.as_slice());
+            assert_eq!((got[0].kind, got[0].header.data_len), (RequestKind::Multicast, 5));
         }
-        feed(&mut r, &m);
-        let got = take(&mut r).unwrap();
-        assert_eq!((got[0].kind, got[0].header.data_len), (RequestKind::Multicast, 5));
     }
 
     #[test]
     fn many_frames_share_the_read_buffer() {
         let mut r = RequestReader::new();
+        assert_eq!(r.buf.len(), SMALL_BUFFER);
         let m = message(AGREED_MESS, b"g1", 1000);
         let batch: Vec<u8> = m.iter().copied().cycle().take(m.len() * 100 + 10).collect();
-        feed(&mut r, &batch);
-        let got = take(&mut r).unwrap();
+        let got = feed(&mut r, &batch);
         assert_eq!(got.len(), 100);
         assert!(got.iter().all(|q| q.frame.bytes() == m.as_slice()));
+        // Reads filled the small buffer: the session now reads into a large one.
+        assert!(r.large && r.buf.len() >= LARGE_BUFFER);
         // The ten bytes of the next frame were kept, and the rest completes it.
-        feed(&mut r, &m[10..]);
-        let more = take(&mut r).unwrap();
+        let more = feed(&mut r, &m[10..]);
         assert_eq!(more.len(), 1);
         assert_eq!(more[0].frame.bytes(), m.as_slice());
-        // The shared buffer comes back once its frames are gone.
+        // Frames point into shared read buffers, which come back once their frames are gone.
         let shared = r.shared.clone().unwrap();
+        assert!(Arc::strong_count(&shared) > 2);
         drop(got);
         assert_eq!(Arc::strong_count(&shared), 2);
     }
@@ -246,7 +264,7 @@ mod tests {
     fn batches_are_capped() {
         let mut r = RequestReader::new();
         let m = message(AGREED_MESS, b"g1", 10);
-        feed(&mut r, &m.repeat(5));
+        put(&mut r, &m.repeat(5));
         let mut out = Vec::new();
         assert_eq!(r.take_requests(ME, 2, &mut out), Ok(true));
         assert_eq!(r.take_requests(ME, 2, &mut out), Ok(true));
@@ -259,10 +277,8 @@ mod tests {
     fn large_frame_grows_buffer() {
         let mut r = RequestReader::new();
         let m = message(SAFE_MESS, b"g1", 143_920);
-        feed(&mut r, &m[..1000]);
-        assert!(take(&mut r).unwrap().is_empty());
-        feed(&mut r, &m[1000..]);
-        let got = take(&mut r).unwrap();
+        assert!(feed(&mut r, &m[..1000]).is_empty());
+        let got = feed(&mut r, &m[1000..]);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].frame.len(), m.len());
     }
@@ -277,7 +293,7 @@ mod tests {
         m[36..40].copy_from_slice(&1i32.to_be_bytes());
         m[40..44].copy_from_slice(&be_hint);
         m[44..48].copy_from_slice(&4i32.to_be_bytes());
-        feed(&mut r, &m);
+        put(&mut r, &m);
         let got = take(&mut r).unwrap();
         let f = got[0].frame.bytes();
         assert_eq!(f[0..4], [0xa0, 0, 0, 0x80]);
@@ -292,7 +308,7 @@ mod tests {
         let mut r = RequestReader::new();
         let mut bytes = message(JOIN_MESS, b"g1", 0);
         bytes.extend(message(AGREED_MESS | SAFE_MESS, b"g1", 3));
-        feed(&mut r, &bytes);
+        put(&mut r, &bytes);
         let mut out = Vec::new();
         let verdict = r.take_requests(ME, usize::MAX, &mut out);
         assert!(matches!(verdict, Err(InvalidRequest::Service(_))));
@@ -302,7 +318,7 @@ mod tests {
         let mut r = RequestReader::new();
         let mut other = message(AGREED_MESS, b"g1", 3);
         other[5] = b'b';
-        feed(&mut r, &other[..HEADER_LEN]);
+        put(&mut r, &other[..HEADER_LEN]);
         assert_eq!(take(&mut r).unwrap_err(), InvalidRequest::Sender);
     }
 }
