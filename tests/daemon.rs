@@ -88,14 +88,14 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn read_exact(s: &mut UnixStream, n: usize) -> Vec<u8> {
+fn read_exact(s: &mut impl Read, n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
     s.read_exact(&mut buf).unwrap();
     buf
 }
 
 /// One whole daemon message: decoded header and all its bytes.
-fn receive(s: &mut UnixStream) -> (Header, Vec<u8>) {
+fn receive(s: &mut impl Read) -> (Header, Vec<u8>) {
     let mut bytes = read_exact(s, HEADER_LEN);
     let (header, foreign) = Header::decode(bytes[..].try_into().unwrap());
     assert!(!foreign);
@@ -326,6 +326,26 @@ fn slow_reader_slows_the_sender_instead_of_being_cut_off() {
         alice.write_all(&m).unwrap();
     }
     reader.join().expect("bob received every message");
+}
+
+#[test]
+fn tcp_clients_are_served() {
+    let d = Daemon::start("");
+    let (mut unix, pu) = d.session("unix", false);
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(&encode_connect_request(b"tcp", true, 0)).unwrap();
+    assert_eq!(read_exact(&mut tcp, 6), b"\x05NULL ");
+    tcp.write_all(&encode_auth_choice(&[b"NULL"])).unwrap();
+    assert_eq!(read_exact(&mut tcp, 5), [1, 5, 0, 1, 14]);
+    let pt = read_exact(&mut tcp, 14);
+    assert_eq!(pt, b"#tcp#localhost");
+    tcp.write_all(&message(JOIN_MESS, &pt, &[b"g"], 0, b"")).unwrap();
+    assert_eq!(receive(&mut tcp).1.len(), 136);
+    // Unix and TCP clients talk to each other.
+    let m = message(FIFO_MESS, &pu, &[b"g"], 4, b"over tcp");
+    unix.write_all(&m).unwrap();
+    assert_eq!(receive(&mut tcp).1, m);
 }
 
 #[test]

@@ -148,7 +148,7 @@ impl Node {
 
     fn request(&mut self, session: SessionId, request: ClientRequest, out: &mut Vec<Output>) {
         let Some(member) = self.sessions.get(&session).map(|s| s.member) else {
-            log::warn!("request from unknown session {session:?} dropped");
+            log::debug!("request of ended session {session:?} dropped");
             return;
         };
         let first_group = || {
