@@ -136,7 +136,8 @@ impl Groups {
     }
 
     /// Members of `group` in member-list order (empty if the group does not exist).
-    pub fn members(&self, group: &Name) -> Vec<MemberId> {
+    #[cfg(test)]
+    fn members(&self, group: &Name) -> Vec<MemberId> {
         self.groups
             .get(&normalized(group))
             .map(|g| g.members.iter().map(|m| m.id).collect())
