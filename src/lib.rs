@@ -4,4 +4,7 @@
 pub mod capi;
 pub mod client;
 pub mod config;
+pub mod daemon;
+pub mod groups;
+pub mod node;
 pub mod wire;

@@ -65,6 +65,25 @@ pub enum ConnectRefusal {
     Reject(i32),
 }
 
+/// Longest connect request: major, minor, patch, flags, name length, name.
+pub const MAX_CONNECT_REQUEST_LEN: usize = 5 + MAX_PRIVATE_NAME;
+
+/// How many bytes the connect request starting with `prefix` has, once enough of it is there
+/// to tell (its first two bytes, and the length byte). Lets a daemon take exactly the request
+/// off the stream; the length byte is taken as signed, as the daemon reads it.
+pub fn connect_request_len(prefix: &[u8]) -> Option<usize> {
+    let [major, minor, ..] = prefix else {
+        return None;
+    };
+    let fixed = if version_number(*major, *minor, 0) >= FIRST_WITH_PATCH {
+        5
+    } else {
+        4
+    };
+    let name_len = *prefix.get(fixed - 1)? as i8;
+    Some(fixed + name_len.max(0) as usize)
+}
+
 /// Reads a connect request from everything the client had sent when the daemon looked (the
 /// request must arrive whole, as with the original daemon).
 pub fn parse_connect_request(bytes: &[u8]) -> Result<ConnectRequest, ConnectRefusal> {
@@ -206,6 +225,19 @@ mod tests {
             parse_connect_request(&[3, 0, 1, 0]),
             Err(ConnectRefusal::Reject(REJECT_VERSION))
         );
+    }
+
+    #[test]
+    fn request_lengths() {
+        assert_eq!(
+            connect_request_len(&encode_connect_request(b"alice", true, 0)),
+            Some(10)
+        );
+        assert_eq!(connect_request_len(&[5, 0, 1, 0]), None);
+        assert_eq!(connect_request_len(&[5, 0, 1, 0, 0]), Some(5));
+        assert_eq!(connect_request_len(&[3, 14, 1, 2, b'a']), Some(6));
+        assert_eq!(connect_request_len(&[5, 0, 1, 0, 0x90]), Some(5));
+        assert_eq!(connect_request_len(&[5]), None);
     }
 
     #[test]

@@ -1,0 +1,176 @@
+//! `spread`: the Spread daemon. `spread [-n name] [-c file] [-l y|n]`.
+//!
+//! Configuration: `-c file`, else `./spread.conf` if there is one, else the embedded default
+//! (one daemon `localhost`, 127.0.0.1, port 4803).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use spread::config::Config;
+use spread::daemon::{local_addresses, run, socket_dir_from_env, AuthPolicy, Settings};
+use spread::groups::ConfigurationId;
+
+const USAGE: &str = "Usage: spread\n\
+    \t[-l y/n]          : print log\n\
+    \t[-n <proc name>]  : force computer name\n\
+    \t[-c <file name>]  : specify configuration file";
+
+struct Args {
+    name: Option<String>,
+    config: Option<PathBuf>,
+    /// `-l n` silences the log unless RUST_LOG asks for it.
+    log: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        name: None,
+        config: None,
+        log: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-n" => args.name = Some(value()?),
+            "-c" => args.config = Some(PathBuf::from(value()?)),
+            "-l" => match value()?.as_str() {
+                "y" => args.log = true,
+                "n" => args.log = false,
+                other => return Err(format!("-l takes y or n, not {other}")),
+            },
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    let local = Path::new("spread.conf");
+    match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+        None if local.exists() => Config::load(local).map_err(|e| e.to_string()),
+        None => Ok(Config::embedded_default()),
+    }
+}
+
+fn init_logging(config: &Config, args: &Args) -> Result<(), String> {
+    let mut builder = env_logger::Builder::new();
+    let level = if args.log {
+        config.options.event_priority.level_filter()
+    } else {
+        log::LevelFilter::Off
+    };
+    builder.filter_level(level);
+    // RUST_LOG, when set, overrides the configuration.
+    builder.parse_env("RUST_LOG");
+    if let Some(file) = &config.options.event_log_file {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .map_err(|e| format!("cannot open EventLogFile {file}: {e}"))?;
+        builder.target(env_logger::Target::Pipe(Box::new(f)));
+    }
+    builder.init();
+    Ok(())
+}
+
+fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
+    let local = local_addresses().map_err(|e| format!("cannot list local addresses: {e}"))?;
+    let (seg, idx) = config.find_daemon(name, &local).map_err(|e| e.to_string())?;
+    let segment = &config.segments[seg];
+    let me = &segment.daemons[idx];
+    let ring_position = config
+        .daemons()
+        .position(|(s, d, _)| (s, d) == (seg, idx))
+        .expect("found daemon is in the ring");
+    let client_addresses = if me.listen_on_any {
+        vec![match me.address {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }]
+    } else {
+        me.client_interfaces.clone()
+    };
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let options = &config.options;
+    Ok(Settings {
+        daemon_name: me.name.clone(),
+        daemon_index: ring_position as u16,
+        // A daemon alone forms its configuration: its id and its start time.
+        configuration: ConfigurationId {
+            proc_id: me.id() as i32,
+            time: started as i32,
+        },
+        port: segment.port,
+        client_addresses,
+        socket_dir: socket_dir_from_env(),
+        max_session_messages: options.max_session_messages,
+        auth: AuthPolicy {
+            allowed: options.allowed_auth_methods.clone(),
+            required: options.required_auth_methods.clone(),
+        },
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("spread: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match load_config(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("spread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = init_logging(&config, &args) {
+        eprintln!("spread: {e}");
+        return ExitCode::FAILURE;
+    }
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
+    let settings = match settings(&config, args.name.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("spread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if config.daemons().count() > 1 {
+        log::warn!("other daemons of the configuration are not contacted: this daemon runs alone");
+    }
+    let o = &config.options;
+    log::info!(
+        "configuration hash {:#010x}; not acted on yet: RuntimeDir {}, DaemonUser {}, DaemonGroup {}, \
+         AccessControlPolicy {}, DebugFlags {:#x}, ring timeouts and windows",
+        config.hash(),
+        o.runtime_dir,
+        o.daemon_user,
+        o.daemon_group,
+        o.access_control_policy,
+        o.debug_flags
+    );
+    let result = run(settings);
+    match result {
+        Ok(()) => {
+            log::info!("spread daemon exiting normally");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("daemon stopped: {e}");
+            eprintln!("spread: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

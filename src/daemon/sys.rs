@@ -1,0 +1,195 @@
+//! Thin safe wrappers over the Linux calls the event loop needs: epoll and a signalfd.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A level-triggered epoll instance.
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+/// What a watched descriptor is waited for (errors and hang-ups are reported either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interest {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Interest {
+    pub const READ: Interest = Interest {
+        read: true,
+        write: false,
+    };
+
+    fn bits(self) -> u32 {
+        let mut bits = 0;
+        if self.read {
+            bits |= libc::EPOLLIN as u32;
+        }
+        if self.write {
+            bits |= libc::EPOLLOUT as u32;
+        }
+        bits
+    }
+}
+
+/// One readiness report: the token given when the descriptor was added, and what it is ready
+/// for (errors and hang-ups count as readable, so the read finds them).
+#[derive(Clone, Copy, Debug)]
+pub struct Ready {
+    pub token: u64,
+    pub readable: bool,
+    pub writable: bool,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: plain system call; a non-negative result is a new descriptor we own.
+        let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        Ok(Epoll {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn control(&self, op: libc::c_int, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: interest.bits(),
+            u64: token,
+        };
+        // SAFETY: `event` is a valid epoll_event for the duration of the call.
+        check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut event) })?;
+        Ok(())
+    }
+
+    pub fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_ADD, fd, token, interest)
+    }
+
+    pub fn modify(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_MOD, fd, token, interest)
+    }
+
+    pub fn remove(&self, fd: RawFd) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_DEL, fd, 0, Interest::READ)
+    }
+
+    /// Waits up to `timeout_ms` (-1: no limit) and fills `ready`; an interrupted wait
+    /// reports nothing.
+    pub fn wait(&self, ready: &mut Vec<Ready>, timeout_ms: i32) -> io::Result<()> {
+        const MAX_EVENTS: usize = 256;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        // SAFETY: `events` has room for MAX_EVENTS entries, which is what we pass.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                MAX_EVENTS as libc::c_int,
+                timeout_ms,
+            )
+        };
+        ready.clear();
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        let readable = (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP | libc::EPOLLRDHUP) as u32;
+        ready.extend(events[..n as usize].iter().map(|e| Ready {
+            token: e.u64,
+            readable: e.events & readable != 0,
+            writable: e.events & libc::EPOLLOUT as u32 != 0,
+        }));
+        Ok(())
+    }
+}
+
+/// SIGINT and SIGTERM as a readable descriptor (the signals are blocked for the process, so
+/// create this before any thread starts).
+pub struct ExitSignals {
+    fd: OwnedFd,
+}
+
+impl ExitSignals {
+    pub fn new() -> io::Result<ExitSignals> {
+        // SAFETY: the set is initialised by sigemptyset before use; all pointers are to locals.
+        let fd = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            check(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
+            check(libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC))?
+        };
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        Ok(ExitSignals {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Writing to a connection the client closed must give an error, not kill the daemon.
+pub fn ignore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// One `recv` on a connected socket with `flags` (e.g. `MSG_PEEK`); `Ok(0)` is end of stream.
+pub fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The IP addresses of this machine's interfaces (to find this daemon in the configuration).
+pub fn local_addresses() -> io::Result<Vec<std::net::IpAddr>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below.
+    check(unsafe { libc::getifaddrs(&mut list) })?;
+    let mut out = Vec::new();
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getifaddrs returned, valid until freeifaddrs.
+        let entry = unsafe { &*at };
+        if !entry.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr whose family tells its real type and size.
+            let family = unsafe { (*entry.ifa_addr).sa_family } as libc::c_int;
+            if family == libc::AF_INET {
+                // SAFETY: the family says this is a sockaddr_in.
+                let sin = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in) };
+                out.push(std::net::IpAddr::from(
+                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                ));
+            } else if family == libc::AF_INET6 {
+                // SAFETY: the family says this is a sockaddr_in6.
+                let sin6 = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in6) };
+                out.push(std::net::IpAddr::from(sin6.sin6_addr.s6_addr));
+            }
+        }
+        at = entry.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(out)
+}

@@ -1,0 +1,367 @@
+//! Starts the built `spread` daemon and speaks the client protocol to it over its Unix socket.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spread::wire::handshake::{encode_auth_choice, encode_connect_request};
+use spread::wire::header::{hint_for_mess_type, DAEMON_HINT};
+use spread::wire::name::{name_field, name_text};
+use spread::wire::{
+    Header, AGREED_MESS, CAUSED_BY_DISCONNECT, CAUSED_BY_JOIN, FIFO_MESS, HEADER_LEN, JOIN_MESS, KILL_MESS,
+    NAME_LEN, REG_MEMB_MESS, SAFE_MESS, SELF_DISCARD,
+};
+
+/// A daemon on its own port and socket directory; killed when dropped.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Daemon {
+    fn start(extra_config: &str) -> Daemon {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("spread-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("spread.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Spread_Segment 127.255.255.255:{port} {{\n localhost 127.0.0.1 {{ 127.0.0.1 }}\n}}\n{extra_config}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_spread"))
+            .arg("-c")
+            .arg(&conf)
+            .env("SPREAD_SOCKET_DIR", &dir)
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !daemon.socket_path().exists() {
+            assert!(Instant::now() < deadline, "daemon did not create its socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    fn socket_path(&self) -> PathBuf {
+        self.dir.join(self.port.to_string())
+    }
+
+    fn connect(&self) -> UnixStream {
+        let s = UnixStream::connect(self.socket_path()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    /// A session through the whole handshake; returns it and its private group name.
+    fn session(&self, name: &str, membership: bool) -> (UnixStream, Vec<u8>) {
+        let mut s = self.connect();
+        s.write_all(&encode_connect_request(name.as_bytes(), membership, 0))
+            .unwrap();
+        assert_eq!(read_exact(&mut s, 6), b"\x05NULL ");
+        s.write_all(&encode_auth_choice(&[b"NULL"])).unwrap();
+        let head = read_exact(&mut s, 5);
+        assert_eq!(head[..4], [1, 5, 0, 1]);
+        let pg = read_exact(&mut s, head[4] as usize);
+        (s, pg)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn read_exact(s: &mut impl Read, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    s.read_exact(&mut buf).unwrap();
+    buf
+}
+
+/// One whole daemon message: decoded header and all its bytes.
+fn receive(s: &mut impl Read) -> (Header, Vec<u8>) {
+    let mut bytes = read_exact(s, HEADER_LEN);
+    let (header, foreign) = Header::decode(bytes[..].try_into().unwrap());
+    assert!(!foreign);
+    let rest = header.num_groups as usize * NAME_LEN + header.data_len as usize;
+    bytes.extend(read_exact(s, rest));
+    (header, bytes)
+}
+
+fn message(msg_type: u32, sender: &[u8], groups: &[&[u8]], mess_type: i16, payload: &[u8]) -> Vec<u8> {
+    let h = Header {
+        msg_type,
+        sender: name_field(sender),
+        num_groups: groups.len() as i32,
+        hint: hint_for_mess_type(mess_type),
+        data_len: payload.len() as i32,
+    };
+    let mut m = h.encode().to_vec();
+    for g in groups {
+        m.extend_from_slice(&name_field(g));
+    }
+    m.extend_from_slice(payload);
+    m
+}
+
+fn member_names(bytes: &[u8], h: &Header) -> Vec<Vec<u8>> {
+    (0..h.num_groups as usize)
+        .map(|i| name_text(&bytes[HEADER_LEN + i * NAME_LEN..][..NAME_LEN]).to_vec())
+        .collect()
+}
+
+/// The group index of a regular membership notice.
+fn view_index(bytes: &[u8], h: &Header) -> i32 {
+    let body = HEADER_LEN + h.num_groups as usize * NAME_LEN;
+    i32::from_ne_bytes(bytes[body + 8..body + 12].try_into().unwrap())
+}
+
+/// True when the daemon closed the connection (EOF), reading and counting what came before.
+fn drained_to_eof(s: &mut UnixStream) -> usize {
+    let mut total = 0;
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return total,
+            Ok(n) => total += n,
+            Err(e) => panic!("no EOF: {e}"),
+        }
+    }
+}
+
+#[test]
+fn handshake_join_multicast_and_membership_bytes() {
+    let d = Daemon::start("");
+    let (mut alice, pa) = d.session("alice", true);
+    assert_eq!(pa, b"#alice#localhost");
+
+    alice
+        .write_all(&message(JOIN_MESS, &pa, &[b"g1"], 0, b""))
+        .unwrap();
+    let (h, bytes) = receive(&mut alice);
+    assert_eq!(bytes.len(), 136);
+    assert_eq!(bytes[..4], [0x80, 0x11, 0x00, 0x80]);
+    assert_eq!(
+        (h.msg_type, &bytes[4..7]),
+        (REG_MEMB_MESS | CAUSED_BY_JOIN, &b"g1\0"[..])
+    );
+    assert_eq!((h.num_groups, h.hint, h.data_len), (1, DAEMON_HINT, 56));
+    assert_eq!(view_index(&bytes, &h), 1);
+    assert_eq!(bytes[92..100], [1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(&bytes[100..104], &[1, 0, 0, 0]);
+    assert_eq!(&bytes[104..136], &name_field(&pa));
+
+    // Multicasts come back byte for byte, in order.
+    let hello = message(AGREED_MESS, &pa, &[b"g1"], 7, b"hello");
+    let fifo = message(FIFO_MESS | 0x4000_0000, &pa, &[b"g1", b"nobody"], -2, &[9; 3000]);
+    alice.write_all(&[hello.clone(), fifo.clone()].concat()).unwrap();
+    assert_eq!(receive(&mut alice).1, hello);
+    assert_eq!(receive(&mut alice).1, fifo);
+
+    // The largest message the validation accepts is carried whole.
+    let largest = message(SAFE_MESS, &pa, &[b"g1"], 1, &vec![0x5a; 143_920]);
+    alice.write_all(&largest).unwrap();
+    assert_eq!(receive(&mut alice).1, largest);
+
+    // Bob (an invented name, no notices) joins: alice sees both members in name order.
+    let (mut bob, pb) = d.session("", false);
+    assert!(pb.starts_with(b"#r") && pb.ends_with(b"#localhost"));
+    bob.write_all(&message(JOIN_MESS, &pb, &[b"g1"], 0, b"")).unwrap();
+    let (h, bytes) = receive(&mut alice);
+    assert_eq!(member_names(&bytes, &h), vec![pa.clone(), pb.clone()]);
+    assert_eq!(view_index(&bytes, &h), 2);
+    let body = HEADER_LEN + 2 * NAME_LEN;
+    assert_eq!(name_text(&bytes[body + 24..body + 56]), pb.as_slice());
+
+    // A message to the group and to bob's private group reaches bob once, alice once.
+    let both = message(SAFE_MESS, &pa, &[b"g1", &pb], 1, b"x");
+    alice.write_all(&both).unwrap();
+    assert_eq!(receive(&mut bob).1, both);
+    assert_eq!(receive(&mut alice).1, both);
+    // Self discard: only bob.
+    let quiet = message(AGREED_MESS | SELF_DISCARD, &pa, &[b"g1"], 1, b"q");
+    alice.write_all(&quiet).unwrap();
+    assert_eq!(receive(&mut bob).1, quiet);
+
+    // Bob disconnects properly: alice sees a disconnect.
+    bob.write_all(&message(KILL_MESS, &pb, &[&pb], 0, b"")).unwrap();
+    assert_eq!(drained_to_eof(&mut bob), 0);
+    let (h, bytes) = receive(&mut alice);
+    assert_eq!(h.msg_type, REG_MEMB_MESS | CAUSED_BY_DISCONNECT);
+    assert_eq!(member_names(&bytes, &h), vec![pa.clone()]);
+}
+
+#[test]
+fn malformed_request_ends_only_that_session() {
+    let d = Daemon::start("");
+    let (mut alice, pa) = d.session("alice", true);
+    let (mut mallory, pm) = d.session("mallory", false);
+    alice
+        .write_all(&message(JOIN_MESS, &pa, &[b"g"], 0, b""))
+        .unwrap();
+    receive(&mut alice);
+    mallory
+        .write_all(&message(JOIN_MESS, &pm, &[b"g"], 0, b""))
+        .unwrap();
+    receive(&mut alice);
+
+    // Two service bits: the session is killed, its members' peers see a disconnect.
+    mallory
+        .write_all(&message(AGREED_MESS | SAFE_MESS, &pm, &[b"g"], 0, b"bad"))
+        .unwrap();
+    assert_eq!(drained_to_eof(&mut mallory), 0);
+    let (h, bytes) = receive(&mut alice);
+    assert_eq!(h.msg_type, REG_MEMB_MESS | CAUSED_BY_DISCONNECT);
+    assert_eq!(name_text(&bytes[bytes.len() - NAME_LEN..]), pm.as_slice());
+
+    // A sender field that is not the session's own, and garbage, likewise.
+    let (mut eve, _) = d.session("eve", false);
+    eve.write_all(&message(AGREED_MESS, b"#alice#localhost", &[b"g"], 0, b""))
+        .unwrap();
+    assert_eq!(drained_to_eof(&mut eve), 0);
+    let (mut junk, _) = d.session("junk", false);
+    junk.write_all(&[0xff; 200]).unwrap();
+    assert_eq!(drained_to_eof(&mut junk), 0);
+
+    // Everyone else is served on.
+    let m = message(AGREED_MESS, &pa, &[b"g"], 3, b"still here");
+    alice.write_all(&m).unwrap();
+    assert_eq!(receive(&mut alice).1, m);
+    let (_, again) = d.session("mallory", false);
+    assert_eq!(again, b"#mallory#localhost");
+}
+
+#[test]
+fn handshake_refusals() {
+    let d = Daemon::start("");
+    let (_alice, _) = d.session("alice", false);
+    let mut dup = d.connect();
+    dup.write_all(&encode_connect_request(b"alice", false, 0))
+        .unwrap();
+    assert_eq!(read_exact(&mut dup, 1), [0xfa]);
+    let mut bad = d.connect();
+    bad.write_all(&[5, 0, 1, 0, 2, b'a', b' ']).unwrap();
+    assert_eq!(read_exact(&mut bad, 1), [0xfb]);
+    let mut auth = d.connect();
+    auth.write_all(&encode_connect_request(b"x", false, 0)).unwrap();
+    assert_eq!(read_exact(&mut auth, 6), b"\x05NULL ");
+    auth.write_all(&encode_auth_choice(&[b"PWORD"])).unwrap();
+    assert_eq!(read_exact(&mut auth, 1), [0xf7]);
+    // Silent for a second: closed without a reply.
+    let mut silent = d.connect();
+    let started = Instant::now();
+    assert_eq!(drained_to_eof(&mut silent), 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn session_that_stops_reading_is_cut_off() {
+    let d = Daemon::start("MaxSessionMessages = 20");
+    let (mut alice, pa) = d.session("alice", true);
+    let (mut carol, pc) = d.session("carol", false);
+    carol
+        .write_all(&message(JOIN_MESS, &pc, &[b"g2"], 0, b""))
+        .unwrap();
+    alice
+        .write_all(&message(JOIN_MESS, &pa, &[b"g2"], 0, b""))
+        .unwrap();
+    let (h, _) = receive(&mut alice);
+    assert_eq!(h.num_groups, 2);
+
+    // Carol reads nothing; alice sends far more than her socket holds plus 20 messages.
+    const SENT: usize = 300;
+    let m = message(AGREED_MESS | SELF_DISCARD, &pa, &[b"g2"], 0, &[1; 10_000]);
+    for _ in 0..SENT {
+        alice.write_all(&m).unwrap();
+    }
+    let (h, bytes) = receive(&mut alice);
+    assert_eq!(h.msg_type, REG_MEMB_MESS | CAUSED_BY_DISCONNECT);
+    assert_eq!(name_text(&bytes[bytes.len() - NAME_LEN..]), pc.as_slice());
+    let got = drained_to_eof(&mut carol);
+    assert!(got < SENT * m.len(), "carol got everything ({got} bytes)");
+}
+
+#[test]
+fn slow_reader_slows_the_sender_instead_of_being_cut_off() {
+    let d = Daemon::start("MaxSessionMessages = 100");
+    let (mut alice, pa) = d.session("alice", false);
+    let (mut bob, pb) = d.session("bob", false);
+    bob.write_all(&message(JOIN_MESS, &pb, &[b"g"], 0, b"")).unwrap();
+    alice
+        .write_all(&message(JOIN_MESS, &pa, &[b"g"], 0, b""))
+        .unwrap();
+    // Far more than bob's socket and queue hold, sent at once; bob reads with pauses.
+    const SENT: usize = 2000;
+    let m = message(AGREED_MESS | SELF_DISCARD, &pa, &[b"g"], 0, &[7; 1000]);
+    let reader = std::thread::spawn(move || {
+        for i in 0..SENT {
+            let (h, _) = receive(&mut bob);
+            assert_eq!(h.data_len, 1000);
+            if i % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    for _ in 0..SENT {
+        alice.write_all(&m).unwrap();
+    }
+    reader.join().expect("bob received every message");
+}
+
+#[test]
+fn tcp_clients_are_served() {
+    let d = Daemon::start("");
+    let (mut unix, pu) = d.session("unix", false);
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(&encode_connect_request(b"tcp", true, 0)).unwrap();
+    assert_eq!(read_exact(&mut tcp, 6), b"\x05NULL ");
+    tcp.write_all(&encode_auth_choice(&[b"NULL"])).unwrap();
+    assert_eq!(read_exact(&mut tcp, 5), [1, 5, 0, 1, 14]);
+    let pt = read_exact(&mut tcp, 14);
+    assert_eq!(pt, b"#tcp#localhost");
+    tcp.write_all(&message(JOIN_MESS, &pt, &[b"g"], 0, b"")).unwrap();
+    assert_eq!(receive(&mut tcp).1.len(), 136);
+    // Unix and TCP clients talk to each other.
+    let m = message(FIFO_MESS, &pu, &[b"g"], 4, b"over tcp");
+    unix.write_all(&m).unwrap();
+    assert_eq!(receive(&mut tcp).1, m);
+}
+
+#[test]
+fn exit_signal_removes_socket() {
+    let mut d = Daemon::start("");
+    let path = d.socket_path();
+    // SAFETY: plain kill(2) on the child we started.
+    assert_eq!(unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "daemon did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert!(!path.exists());
+}
