@@ -23,7 +23,10 @@ const GROUP: &[u8] = b"flooder";
 const IN_FLIGHT: usize = 200;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A port whose TCP port and two UDP ports (as a daemon binds them) are free now.
@@ -100,7 +103,9 @@ fn flood(mbox: Mailbox, count: usize, bytes: usize) -> f64 {
     let mut groups = [[0u8; NAME_LEN]; 8];
     let mut body = vec![0u8; bytes.max(1024)];
     let mut receive_one = |mbox: Mailbox, groups: &mut [Name]| {
-        let got = mbox.receive(false, groups, &mut [&mut body[..]]).expect("receive");
+        let got = mbox
+            .receive(false, groups, &mut [&mut body[..]])
+            .expect("receive");
         got.service
     };
     mbox.join(GROUP).expect("join");
@@ -108,10 +113,15 @@ fn flood(mbox: Mailbox, count: usize, bytes: usize) -> f64 {
     let started = Instant::now();
     let mut received = 0usize;
     for sent in 1..=count {
-        mbox.multicast(AGREED_MESS, GROUP, 0, &[&payload]).expect("multicast");
+        mbox.multicast(AGREED_MESS, GROUP, 0, &[&payload])
+            .expect("multicast");
         if sent > IN_FLIGHT {
             let service = receive_one(mbox, &mut groups);
-            assert_eq!(service & AGREED_MESS, AGREED_MESS, "unexpected message 0x{service:x}");
+            assert_eq!(
+                service & AGREED_MESS,
+                AGREED_MESS,
+                "unexpected message 0x{service:x}"
+            );
             received += 1;
         }
     }
@@ -126,7 +136,11 @@ fn flood(mbox: Mailbox, count: usize, bytes: usize) -> f64 {
 fn measure(binary: &Path, tag: &str, count: usize, bytes: usize) -> f64 {
     let port = free_port();
     let daemon = start_daemon(binary, port, tag);
-    let socket_dir = if tag == "ours" { daemon.dir.clone() } else { PathBuf::from("/tmp") };
+    let socket_dir = if tag == "ours" {
+        daemon.dir.clone()
+    } else {
+        PathBuf::from("/tmp")
+    };
     let mbox = connect_when_ready(port, &socket_dir);
     let rate = flood(mbox, count, bytes);
     mbox.disconnect().expect("disconnect");
@@ -141,13 +155,21 @@ fn main() {
     let rounds = env_usize("SPREAD_BENCH_ROUNDS", 3);
     let ours = PathBuf::from(env!("CARGO_BIN_EXE_spread"));
     let other = std::env::var_os("SPREAD_BENCH_OTHER_DAEMON").map(PathBuf::from);
-    println!("local_throughput: {count} AGREED messages of {bytes} bytes, {IN_FLIGHT} in flight, Unix socket");
+    println!(
+        "local_throughput: {count} AGREED messages of {bytes} bytes, {IN_FLIGHT} in flight, Unix socket"
+    );
     for round in 1..=rounds {
         let rate = measure(&ours, "ours", count, bytes);
-        print!("round {round}: ours {rate:>9.0} msg/s ({:.1} MB/s)", rate * bytes as f64 / 1e6);
+        print!(
+            "round {round}: ours {rate:>9.0} msg/s ({:.1} MB/s)",
+            rate * bytes as f64 / 1e6
+        );
         if let Some(other) = &other {
             let rate_other = measure(other, "other", count, bytes);
-            print!("   other {rate_other:>9.0} msg/s   ratio {:.2}", rate / rate_other);
+            print!(
+                "   other {rate_other:>9.0} msg/s   ratio {:.2}",
+                rate / rate_other
+            );
         }
         println!();
     }
