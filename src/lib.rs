@@ -1,5 +1,6 @@
 //! Spread group communication: the client library (`libspread.so.3`, C ABI in [`capi`]),
 //! the wire formats, and the daemon.
 
-pub mod wire;
 pub mod capi;
+pub mod events;
+pub mod wire;
