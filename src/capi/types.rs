@@ -74,7 +74,10 @@ mod tests {
         assert_eq!(offset_of!(scatter, elements), 8);
         assert_eq!((size_of::<group_id>(), align_of::<group_id>()), (12, 4));
         assert_eq!((size_of::<vs_set_info>(), align_of::<vs_set_info>()), (8, 4));
-        assert_eq!((size_of::<membership_info>(), align_of::<membership_info>()), (56, 4));
+        assert_eq!(
+            (size_of::<membership_info>(), align_of::<membership_info>()),
+            (56, 4)
+        );
         assert_eq!(offset_of!(membership_info, changed_member), 12);
         assert_eq!(offset_of!(membership_info, num_vs_sets), 44);
         assert_eq!(offset_of!(membership_info, my_vs_set), 48);

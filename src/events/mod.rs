@@ -52,6 +52,12 @@ impl Ready {
     }
 }
 
+impl Default for EventLoop {
+    fn default() -> EventLoop {
+        EventLoop::new()
+    }
+}
+
 impl EventLoop {
     pub const fn new() -> EventLoop {
         EventLoop {
@@ -72,7 +78,7 @@ impl EventLoop {
     }
 
     pub fn queue(&self, callback: TimerCallback, delay: Time) {
-        let deadline = Time::now_monotonic().add(delay);
+        let deadline = Time::now_monotonic() + delay;
         self.state.lock().timers.queue(callback, deadline);
     }
 
@@ -200,7 +206,7 @@ impl EventLoop {
                 let mut s = self.state.lock();
                 let due = if held { None } else { s.timers.pop_due(now) };
                 if due.is_none() {
-                    let timeout = s.timers.next_deadline().map_or(LONG_TIMEOUT, |t| t.sub(now));
+                    let timeout = s.timers.next_deadline().map_or(LONG_TIMEOUT, |t| t - now);
                     let zero_if_past = if timeout.sec < 0 || timeout.usec < 0 {
                         Time::ZERO
                     } else {

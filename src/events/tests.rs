@@ -112,11 +112,8 @@ fn timers_fire_in_deadline_order() {
     assert_eq!(ctx.events.dequeue(&ctx.timer(4)), Err(EventError::NotFound));
     let start = Time::now_monotonic();
     assert_eq!(ctx.run(), vec![2, 1, 3]);
-    let took = Time::now_monotonic().sub(start);
-    assert!(
-        took.compare(Time::new(0, 40_000)) != std::cmp::Ordering::Less,
-        "{took:?}"
-    );
+    let took = Time::now_monotonic() - start;
+    assert!(took >= Time::new(0, 40_000), "{took:?}");
     assert!(!ctx.events.in_queue(&ctx.timer(3)));
 }
 
@@ -234,5 +231,5 @@ fn slow_callbacks_are_recorded() {
         matches!(slow[0].source, EventSource::Timer { code: 5, .. }),
         "{slow:?}"
     );
-    assert_eq!(slow[0].name, function_name(on_timer as *const c_void));
+    assert_eq!(slow[0].name, function_name(on_timer as *const () as usize));
 }

@@ -2,7 +2,6 @@
 
 use super::callback::TimerCallback;
 use super::time::Time;
-use std::cmp::Ordering;
 
 #[derive(Default)]
 pub struct TimerQueue {
@@ -22,9 +21,7 @@ impl TimerQueue {
     /// Queues `callback` at `deadline`, replacing a pending timer with the same identity.
     pub fn queue(&mut self, callback: TimerCallback, deadline: Time) {
         self.dequeue(&callback);
-        let at = self
-            .timers
-            .partition_point(|(t, _)| t.compare(deadline) != Ordering::Greater);
+        let at = self.timers.partition_point(|(t, _)| *t <= deadline);
         self.timers.insert(at, (deadline, callback));
     }
 
@@ -50,7 +47,7 @@ impl TimerQueue {
     /// Takes the earliest timer if it is due at `now`.
     pub fn pop_due(&mut self, now: Time) -> Option<TimerCallback> {
         match self.timers.first() {
-            Some((t, _)) if now.compare(*t) != Ordering::Less => Some(self.timers.remove(0).1),
+            Some((t, _)) if now >= *t => Some(self.timers.remove(0).1),
             _ => None,
         }
     }
