@@ -2,6 +2,7 @@
 //! core that checks its pointers and turns a panic into an error code.
 
 pub mod events;
+pub mod header;
 pub mod types;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
