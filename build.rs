@@ -118,9 +118,12 @@ fn main() {
     fs::create_dir_all(&out_dir).expect("create OUT_DIR/include");
     let update = env::var_os("SPREAD_UPDATE_HEADERS").is_some_and(|v| !v.is_empty() && v != "0");
 
+    // cbindgen emits the types every function it sees uses, so each header's run must see only
+    // that header's functions: a first run lists them all, then each header excludes the rest.
+    let all_functions = function_names(&crate_dir);
     for header in HEADERS {
         let generated = out_dir.join(header.file);
-        generate(&crate_dir, header, &generated);
+        generate(&crate_dir, header, &all_functions, &generated);
         if update {
             let committed = crate_dir.join("include").join(header.file);
             fs::create_dir_all(committed.parent().expect("include dir")).expect("create include/");
@@ -129,39 +132,58 @@ fn main() {
     }
 }
 
-fn generate(crate_dir: &Path, header: &Header, path: &Path) {
-    let config = cbindgen::Config::from_file(crate_dir.join(header.config))
-        .unwrap_or_else(|e| panic!("{}: {e}", header.config));
-    let mut bindings = cbindgen::Builder::new()
+fn run_cbindgen(crate_dir: &Path, config: cbindgen::Config, what: &str) -> cbindgen::Bindings {
+    cbindgen::Builder::new()
         .with_crate(crate_dir)
         .with_config(config)
         .generate()
-        .unwrap_or_else(|e| panic!("cbindgen for {}: {e}", header.file));
+        .unwrap_or_else(|e| panic!("cbindgen for {what}: {e}"))
+}
+
+/// Names of all exported functions of the crate.
+fn function_names(crate_dir: &Path) -> Vec<String> {
+    let config = cbindgen::Config {
+        language: cbindgen::Language::C,
+        ..Default::default()
+    };
+    let bindings = run_cbindgen(crate_dir, config, "the function list");
+    bindings
+        .functions
+        .iter()
+        .map(|f| f.path.name().to_owned())
+        .collect()
+}
+
+fn declared_in(header: &Header, function: &str) -> bool {
+    header.function_prefix.is_some_and(|p| function.starts_with(p)) && !UNDECLARED.contains(&function)
+}
+
+fn generate(crate_dir: &Path, header: &Header, all_functions: &[String], path: &Path) {
+    let mut config = cbindgen::Config::from_file(crate_dir.join(header.config))
+        .unwrap_or_else(|e| panic!("{}: {e}", header.config));
+    let others = all_functions.iter().filter(|f| !declared_in(header, f));
+    config.export.exclude.extend(others.cloned());
+    let mut bindings = run_cbindgen(crate_dir, config, header.file);
 
     // Keep this header's constants, once each (a name may be defined in several modules).
-    let mut seen = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     bindings.constants.retain(|c| {
-        let name = c.export_name.as_str();
-        let keep = header.constants.contains(&name) && !seen.contains(&name.to_owned());
+        let name = &c.export_name;
+        let keep = header.constants.contains(&name.as_str()) && !seen.contains(name);
         if keep {
-            seen.push(name.to_owned());
+            seen.push(name.clone());
         }
         keep
     });
     let missing: Vec<_> = header
         .constants
         .iter()
-        .filter(|c| !seen.contains(&c.to_string()))
+        .filter(|c| !seen.iter().any(|s| s == *c))
         .collect();
     assert!(
         missing.is_empty(),
         "{}: constants not found in the crate: {missing:?}",
         header.file
     );
-
-    bindings.functions.retain(|f| {
-        let name = f.path.name();
-        header.function_prefix.is_some_and(|p| name.starts_with(p)) && !UNDECLARED.contains(&name)
-    });
     bindings.write_to_file(path);
 }
