@@ -233,3 +233,47 @@ fn slow_callbacks_are_recorded() {
     );
     assert_eq!(slow[0].name, function_name(on_timer as *const () as usize));
 }
+
+static SIGNALLED: EventLoop = EventLoop::new();
+static SIGNAL_TEST_TIMED_OUT: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn exit_on_signal(_: c_int) {
+    SIGNALLED.exit();
+}
+
+extern "C" fn signal_test_timeout(_: c_int, _: *mut c_void) {
+    SIGNAL_TEST_TIMED_OUT.store(1, Ordering::SeqCst);
+    SIGNALLED.exit();
+}
+
+#[test]
+fn exit_from_a_signal_handler() {
+    let handler: extern "C" fn(c_int) = exit_on_signal;
+    // SAFETY: the handler only does async-signal-safe work (an atomic store and a write).
+    unsafe { libc::signal(libc::SIGUSR1, handler as libc::sighandler_t) };
+    let timeout = TimerCallback {
+        func: signal_test_timeout,
+        code: 0,
+        data: std::ptr::null_mut(),
+    };
+    SIGNALLED.queue(timeout, Time::new(5, 0));
+    // SAFETY: pthread_self has no preconditions.
+    let loop_thread = unsafe { libc::pthread_self() };
+    let loop_done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Repeated in case a signal lands before the loop starts (which forgets it).
+            for _ in 0..100 {
+                std::thread::sleep(Duration::from_millis(20));
+                if loop_done.load(Ordering::SeqCst) {
+                    break;
+                }
+                // SAFETY: the loop thread is alive: the scope joins this thread first.
+                unsafe { libc::pthread_kill(loop_thread, libc::SIGUSR1) };
+            }
+        });
+        SIGNALLED.handle_events();
+        loop_done.store(true, Ordering::SeqCst);
+    });
+    assert_eq!(SIGNAL_TEST_TIMED_OUT.load(Ordering::SeqCst), 0);
+}
