@@ -15,7 +15,7 @@ pub const WRITE_FD: c_int = 1;
 pub const EXCEPT_FD: c_int = 2;
 
 /// What the descriptor is watched for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FdType {
     Read,
     Write,

@@ -22,6 +22,7 @@ pub use time::Time;
 use fds::FdTable;
 use parking_lot::Mutex;
 use slow::SlowEvents;
+use std::collections::{HashMap, HashSet};
 use std::os::raw::c_int;
 use timers::TimerQueue;
 use wake::ExitRequest;
@@ -44,7 +45,7 @@ pub struct EventLoop {
 pub static EVENTS: EventLoop = EventLoop::new();
 
 /// The (fd, type) pairs poll found ready.
-struct Ready(Vec<(c_int, FdType)>);
+struct Ready(HashSet<(c_int, FdType)>);
 
 impl Ready {
     fn contains(&self, fd: c_int, fd_type: FdType) -> bool {
@@ -251,20 +252,23 @@ impl EventLoop {
     fn poll(&self, wake_fd: Option<c_int>, timeout: Time) -> Ready {
         let watched: Vec<(c_int, FdType)> = self.state.lock().fds.watched().collect();
         let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(watched.len() + 1);
+        // One pollfd per descriptor, whatever the number of entries watching it.
+        let mut slot_of: HashMap<c_int, usize> = HashMap::new();
         for &(fd, fd_type) in &watched {
             let events = match fd_type {
                 FdType::Read => libc::POLLIN,
                 FdType::Write => libc::POLLOUT,
                 FdType::Except => libc::POLLPRI,
             };
-            match pollfds.iter_mut().find(|p| p.fd == fd) {
-                Some(p) => p.events |= events,
-                None => pollfds.push(libc::pollfd {
+            let slot = *slot_of.entry(fd).or_insert_with(|| {
+                pollfds.push(libc::pollfd {
                     fd,
-                    events,
+                    events: 0,
                     revents: 0,
-                }),
-            }
+                });
+                pollfds.len() - 1
+            });
+            pollfds[slot].events |= events;
         }
         if let Some(fd) = wake_fd {
             pollfds.push(libc::pollfd {
@@ -283,7 +287,7 @@ impl EventLoop {
             if err.kind() != std::io::ErrorKind::Interrupted {
                 log::error!("event loop poll: {err}");
             }
-            return Ready(Vec::new());
+            return Ready(HashSet::new());
         }
         if wake_fd.is_some() {
             self.exit.drain();
@@ -294,7 +298,7 @@ impl EventLoop {
         let ready = watched
             .into_iter()
             .filter(|&(fd, fd_type)| {
-                let revents = pollfds.iter().find(|p| p.fd == fd).map_or(0, |p| p.revents);
+                let revents = pollfds[slot_of[&fd]].revents;
                 let wanted = match fd_type {
                     FdType::Read => libc::POLLIN | trouble,
                     FdType::Write => libc::POLLOUT | trouble,

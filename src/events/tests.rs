@@ -277,3 +277,27 @@ fn exit_from_a_signal_handler() {
     });
     assert_eq!(SIGNAL_TEST_TIMED_OUT.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn read_and_write_entries_of_one_descriptor_are_told_apart() {
+    let ctx = Ctx::new(3);
+    let mut fds = [-1; 2];
+    // SAFETY: a writable array of two ints.
+    assert_eq!(
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
+        0
+    );
+    // SAFETY: socketpair succeeded; we own both ends.
+    let (a, _b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // Nothing to read yet, but room to write.
+    ctx.events
+        .attach_fd(a.as_raw_fd(), READ_FD, ctx.fd(1), LOW_PRIORITY)
+        .unwrap();
+    ctx.events
+        .attach_fd(a.as_raw_fd(), WRITE_FD, ctx.fd(2), LOW_PRIORITY)
+        .unwrap();
+    ctx.events
+        .attach_fd(a.as_raw_fd(), EXCEPT_FD, ctx.fd(3), LOW_PRIORITY)
+        .unwrap();
+    assert_eq!(ctx.run(), vec![2, 2, 2]);
+}
