@@ -5,6 +5,7 @@ pub mod capi;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod events;
 pub mod groups;
 pub mod node;
 pub mod wire;

@@ -1,13 +1,13 @@
 //! The `SP_*` functions of `sp_func.h` (plus the undeclared `SP_query_*`), as thin shells over
 //! [`crate::client`]: check the C pointers, convert, call, write the results back.
 
-use std::ffi::{c_char, c_int, c_short, c_uint, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::ptr;
 use std::sync::{Arc, OnceLock};
 
 use super::guard;
 use super::types::{
-    group_id, mailbox, membership_info, scatter, service, sp_time, vs_set_info, MAX_GROUP_NAME,
+    group_id, int16, mailbox, membership_info, scatter, service, sp_time, vs_set_info, MAX_GROUP_NAME,
 };
 use crate::client::membership::{self, MessageBytes, VsSet};
 use crate::client::{self, AuthMethod, Error, Mailbox};
@@ -16,9 +16,6 @@ use crate::wire::{
     error_text, Name, COULD_NOT_CONNECT, DROP_RECV, ILLEGAL_GROUP, ILLEGAL_MESSAGE,
     MAX_CLIENT_SCATTER_ELEMENTS, MESSAGE_TOO_LONG, SPREAD_MAJOR, SPREAD_MINOR, SPREAD_PATCH, SP_BUG,
 };
-
-/// A group name as the C API passes arrays of them.
-type CName = [c_char; MAX_GROUP_NAME];
 
 fn result(r: Result<c_int, Error>) -> c_int {
     r.unwrap_or_else(Error::code)
@@ -213,9 +210,9 @@ pub unsafe extern "C" fn SP_set_auth_method(
 #[no_mangle]
 pub unsafe extern "C" fn SP_set_auth_methods(
     num_methods: c_int,
-    auth_name: *const *const c_char,
-    auth_function: *const Option<unsafe extern "C" fn(c_int, *mut c_void) -> c_int>,
-    auth_data: *const *mut c_void,
+    auth_name: *mut *const c_char,
+    auth_function: *mut Option<unsafe extern "C" fn(c_int, *mut c_void) -> c_int>,
+    auth_data: *mut *mut c_void,
 ) -> c_int {
     guard(0, || {
         if !(0..=crate::wire::MAX_AUTH_METHODS as c_int).contains(&num_methods) {
@@ -389,7 +386,7 @@ enum Destinations {
     /// One group name (NUL-terminated; cut to 31 characters).
     One(*const c_char),
     /// `count` 32-byte name fields, sent as they are.
-    Many(*const CName, c_int),
+    Many(*const [c_char; MAX_GROUP_NAME], c_int),
 }
 
 impl Destinations {
@@ -428,7 +425,7 @@ unsafe fn multicast(
     mbox: mailbox,
     service_type: service,
     destinations: Destinations,
-    mess_type: c_short,
+    mess_type: int16,
     payload: Result<&[&[u8]], Error>,
 ) -> c_int {
     let mut one = [0u8; MAX_GROUP_NAME];
@@ -463,7 +460,7 @@ pub unsafe extern "C" fn SP_multicast(
     mbox: mailbox,
     service_type: service,
     group: *const c_char,
-    mess_type: c_short,
+    mess_type: int16,
     mess_len: c_int,
     mess: *const c_char,
 ) -> c_int {
@@ -492,7 +489,7 @@ pub unsafe extern "C" fn SP_scat_multicast(
     mbox: mailbox,
     service_type: service,
     group: *const c_char,
-    mess_type: c_short,
+    mess_type: int16,
     scat_mess: *const scatter,
 ) -> c_int {
     guard(SP_BUG, || {
@@ -513,8 +510,8 @@ pub unsafe extern "C" fn SP_multigroup_multicast(
     mbox: mailbox,
     service_type: service,
     num_groups: c_int,
-    groups: *const CName,
-    mess_type: c_short,
+    groups: *const [c_char; MAX_GROUP_NAME],
+    mess_type: int16,
     mess_len: c_int,
     mess: *const c_char,
 ) -> c_int {
@@ -544,8 +541,8 @@ pub unsafe extern "C" fn SP_multigroup_scat_multicast(
     mbox: mailbox,
     service_type: service,
     num_groups: c_int,
-    groups: *const CName,
-    mess_type: c_short,
+    groups: *const [c_char; MAX_GROUP_NAME],
+    mess_type: int16,
     scat_mess: *const scatter,
 ) -> c_int {
     guard(SP_BUG, || {
@@ -569,8 +566,8 @@ unsafe fn receive(
     sender: *mut c_char,
     max_groups: c_int,
     num_groups: *mut c_int,
-    groups: *mut CName,
-    mess_type: *mut c_short,
+    groups: *mut [c_char; MAX_GROUP_NAME],
+    mess_type: *mut int16,
     endian_mismatch: *mut c_int,
     body: Result<&mut [&mut [u8]], Error>,
 ) -> c_int {
@@ -623,8 +620,8 @@ pub unsafe extern "C" fn SP_receive(
     sender: *mut c_char,
     max_groups: c_int,
     num_groups: *mut c_int,
-    groups: *mut CName,
-    mess_type: *mut c_short,
+    groups: *mut [c_char; MAX_GROUP_NAME],
+    mess_type: *mut int16,
     endian_mismatch: *mut c_int,
     max_mess_len: c_int,
     mess: *mut c_char,
@@ -662,8 +659,8 @@ pub unsafe extern "C" fn SP_scat_receive(
     sender: *mut c_char,
     max_groups: c_int,
     num_groups: *mut c_int,
-    groups: *mut CName,
-    mess_type: *mut c_short,
+    groups: *mut [c_char; MAX_GROUP_NAME],
+    mess_type: *mut int16,
     endian_mismatch: *mut c_int,
     scat_mess: *mut scatter,
 ) -> c_int {
@@ -796,7 +793,7 @@ unsafe fn vs_sets_info<B: MessageBytes + ?Sized>(
 unsafe fn vs_set_members<B: MessageBytes + ?Sized>(
     body: Option<&B>,
     vs_set: *const vs_set_info,
-    names: *mut CName,
+    names: *mut [c_char; MAX_GROUP_NAME],
     capacity: usize,
 ) -> c_int {
     // SAFETY: per this function's contract.
@@ -866,7 +863,7 @@ pub unsafe extern "C" fn SP_get_vs_sets_info(
 pub unsafe extern "C" fn SP_get_vs_set_members(
     memb_mess: *const c_char,
     vs_set: *const vs_set_info,
-    member_names: *mut CName,
+    member_names: *mut [c_char; MAX_GROUP_NAME],
     member_names_count: c_int,
 ) -> c_int {
     guard(SP_BUG, || {
@@ -945,7 +942,7 @@ pub unsafe extern "C" fn SP_scat_get_vs_sets_info(
 pub unsafe extern "C" fn SP_scat_get_vs_set_members(
     memb_mess_scat: *const scatter,
     vs_set: *const vs_set_info,
-    member_names: *mut CName,
+    member_names: *mut [c_char; MAX_GROUP_NAME],
     member_names_count: c_int,
 ) -> c_int {
     guard(SP_BUG, || {
@@ -1142,7 +1139,7 @@ mod tests {
         bytes.extend_from_slice(&name_field(b"g2"));
         bytes.extend_from_slice(b"abc");
         daemon.write_all(&bytes).unwrap();
-        let (mut st, mut ng, mut mt, mut em) = (0 as service, 0, 0 as c_short, 0);
+        let (mut st, mut ng, mut mt, mut em) = (0 as service, 0, 0 as int16, 0);
         let mut sender = [0 as c_char; MAX_GROUP_NAME];
         let mut groups = [[0 as c_char; MAX_GROUP_NAME]; 2];
         let mut mess = [0 as c_char; 8];

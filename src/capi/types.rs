@@ -1,15 +1,20 @@
 //! C types of `sp.h` and `sp_events.h`, laid out as Spread 5.0.1 lays them out (spec 6.2).
 #![allow(non_camel_case_types)]
 
-use std::os::raw::{c_char, c_int, c_long, c_uint};
+use std::os::raw::{c_char, c_int, c_long, c_short, c_uint};
+
+pub use crate::wire::consts::MAX_CLIENT_SCATTER_ELEMENTS;
+
+/// `sp.h` has these as macros (`#define int16 short`); the headers keep the names in the
+/// prototypes and structs that use them, so the aliases are not emitted as typedefs.
+pub type int16 = c_short;
+pub type int32 = c_int;
 
 /// A mailbox is the session's socket descriptor.
 pub type mailbox = c_int;
 /// Service type bits of a message.
 pub type service = c_int;
 
-/// Largest number of elements of a [`scatter`].
-pub const MAX_CLIENT_SCATTER_ELEMENTS: usize = 100;
 pub const MAX_GROUP_NAME: usize = 32;
 
 /// One piece of a scattered message.
@@ -32,7 +37,7 @@ pub struct scatter {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct group_id {
-    pub id: [i32; 3],
+    pub id: [int32; 3],
 }
 
 /// One vs set of a membership message: member count and offset of its first name in the body.

@@ -11,7 +11,9 @@ pub const REGULAR_MESS: u32 = 0x0000_003f;
 
 pub const SELF_DISCARD: u32 = 0x0000_0040;
 /// Byte-order marker: set in `type` and `hint` by little-endian writers, clear by big-endian ones.
-pub const ENDIAN_RESERVED: u32 = 0x8000_0080;
+/// (The suffix makes the generated `sp.h` define it as `unsigned int`, the type of the original
+/// header's hex literal; the other constants fit in `int`, as there.)
+pub const ENDIAN_RESERVED: u32 = 0x8000_0080_u32;
 
 pub const CAUSED_BY_JOIN: u32 = 0x0000_0100;
 pub const CAUSED_BY_LEAVE: u32 = 0x0000_0200;
