@@ -1,7 +1,8 @@
 //! Spread group communication: the client library (`libspread.so.3`, C ABI in [`capi`]),
-//! the wire formats, and the daemon.
+//! the wire formats, the daemon, and helpers of the command-line tools ([`tools`]).
 
 pub mod capi;
 pub mod client;
 pub mod config;
+pub mod tools;
 pub mod wire;
