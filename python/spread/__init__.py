@@ -348,11 +348,12 @@ class Mailbox:
     def __exit__(self, *exc: object) -> None:
         self.disconnect()
 
-    def __del__(self) -> None:
-        # A dropped mailbox ends its session, as SpreadModule's did.
+    def __del__(self, _disconnect=lib.SP_disconnect) -> None:
+        # A dropped mailbox ends its session, as SpreadModule's did. The function is bound
+        # early because module globals may already be gone when this runs at exit.
         if not getattr(self, "_disconnected", True):
             self._disconnected = True
-            lib.SP_disconnect(self._mbox)
+            _disconnect(self._mbox)
 
     def __repr__(self) -> str:
         state = "closed" if self._disconnected else f"fd {self._mbox}"
