@@ -282,3 +282,43 @@ fn main() {
 fn is_own(d: &Delivery<'_>, private_group: &[u8]) -> bool {
     name_text(&d.received.sender) == name_text(private_group)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagged(index: i32) -> Vec<u8> {
+        let mut body = index.to_ne_bytes().to_vec();
+        body.extend_from_slice(b"payload");
+        body
+    }
+
+    #[test]
+    fn waits_for_the_slowest_active_sender() {
+        let mut flow = FlowControl::new(2);
+        for _ in 0..300 {
+            flow.count(&tagged(0));
+        }
+        // Only sender 0 has been heard from: it is the lowest active one.
+        assert_eq!(flow.lowest, 300);
+        assert!(!flow.lags(500));
+        assert!(flow.lags(501));
+        // As in the original, the minimum is recomputed when the sender at the minimum
+        // advances, so a newly heard sender counts from then on.
+        flow.count(&tagged(1));
+        assert_eq!(flow.lowest, 300);
+        flow.count(&tagged(0));
+        assert_eq!(flow.lowest, 1);
+        assert!(flow.lags(300));
+    }
+
+    #[test]
+    fn ignores_foreign_messages() {
+        let mut flow = FlowControl::new(2);
+        flow.count(&tagged(-1));
+        flow.count(&tagged(MAX_MEMBERS as i32));
+        flow.count(b"ab");
+        assert_eq!(flow.received, [0; MAX_MEMBERS]);
+        assert_eq!(flow.lowest, 0);
+    }
+}

@@ -108,37 +108,42 @@ struct User {
     async_read: bool,
 }
 
+/// Reads one line like C `fgets` with a buffer of `size`: through the newline, at most
+/// `size - 1` bytes (the rest of a longer line is the next read). `None` at end of input.
+fn read_line(input: &mut impl BufRead, size: usize) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    while line.len() + 1 < size {
+        let available = match input.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if available.is_empty() {
+            break;
+        }
+        let room = size - 1 - line.len();
+        let take = match available.iter().take(room).position(|&b| b == b'\n') {
+            Some(newline) => newline + 1,
+            None => available.len().min(room),
+        };
+        line.extend_from_slice(&available[..take]);
+        input.consume(take);
+        if line.last() == Some(&b'\n') {
+            break;
+        }
+    }
+    (!line.is_empty()).then_some(line)
+}
+
 /// Output errors (a closed pipe) end the tool like a quit would.
 fn or_bye<T>(result: io::Result<T>) -> T {
     result.unwrap_or_else(|_| exit(0))
 }
 
 impl User {
-    /// Reads one line like C `fgets` with a buffer of `size`: through the newline, at most
-    /// `size - 1` bytes. `None` at end of input.
+    /// The next input line, read as the original reads it (see [`read_line`]).
     fn read_line(&mut self, size: usize) -> Option<Vec<u8>> {
-        let mut line = Vec::new();
-        while line.len() + 1 < size {
-            let available = match self.input.fill_buf() {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
-            if available.is_empty() {
-                break;
-            }
-            let room = size - 1 - line.len();
-            let take = match available.iter().take(room).position(|&b| b == b'\n') {
-                Some(newline) => newline + 1,
-                None => available.len().min(room),
-            };
-            line.extend_from_slice(&available[..take]);
-            self.input.consume(take);
-            if line.last() == Some(&b'\n') {
-                break;
-            }
-        }
-        (!line.is_empty()).then_some(line)
+        read_line(&mut self.input, size)
     }
 
     fn prompt(&mut self) {
@@ -443,5 +448,32 @@ fn main() {
             Ready::Session => user.read_message(),
             Ready::Terminal => user.command(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_read_like_fgets() {
+        let mut input = io::Cursor::new(b"j g1\nabcdefgh\n\nlast".to_vec());
+        assert_eq!(read_line(&mut input, 130).as_deref(), Some(&b"j g1\n"[..]));
+        // A buffer of 5 takes 4 bytes; the rest of the line is the next read.
+        assert_eq!(read_line(&mut input, 5).as_deref(), Some(&b"abcd"[..]));
+        assert_eq!(read_line(&mut input, 130).as_deref(), Some(&b"efgh\n"[..]));
+        assert_eq!(read_line(&mut input, 130).as_deref(), Some(&b"\n"[..]));
+        assert_eq!(read_line(&mut input, 130).as_deref(), Some(&b"last"[..]));
+        assert_eq!(read_line(&mut input, 130), None);
+    }
+
+    #[test]
+    fn lines_across_small_reads() {
+        // A reader that hands out 3 bytes at a time still yields whole lines.
+        let bytes: &[u8] = b"hello world\nx\n";
+        let mut input = BufReader::with_capacity(3, bytes);
+        assert_eq!(read_line(&mut input, 200).as_deref(), Some(&b"hello world\n"[..]));
+        assert_eq!(read_line(&mut input, 200).as_deref(), Some(&b"x\n"[..]));
+        assert_eq!(read_line(&mut input, 200), None);
     }
 }
