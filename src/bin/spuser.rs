@@ -12,7 +12,7 @@ use std::time::Instant;
 use spread::client::membership::{memb_info, vs_set_members, vs_sets_info};
 use spread::client::{connect, deadline_after, Error, Mailbox};
 use spread::tools::inbox::{Delivery, Inbox};
-use spread::tools::report::{c_text, kind, write_data, write_other, write_regular_membership, Kind};
+use spread::tools::report::{kind, write_data, write_other, write_regular_membership, Kind};
 use spread::tools::scan::leading_int;
 use spread::wire::name::{name_field, name_text};
 use spread::wire::{
@@ -355,7 +355,7 @@ fn describe_network(out: &mut impl Write, d: &Delivery<'_>, num_vs_sets: u32) ->
         });
         for member in &members[..count as usize] {
             out.write_all(b"\t")?;
-            out.write_all(c_text(member))?;
+            out.write_all(name_text(member))?;
             out.write_all(b"\n")?;
         }
     }

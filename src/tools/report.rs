@@ -38,9 +38,10 @@ pub fn kind(service: u32) -> Kind {
     }
 }
 
-/// What C's `%s` prints of a buffer: the bytes before the first NUL.
-pub fn c_text(bytes: &[u8]) -> &[u8] {
-    name_text(bytes)
+/// What the original's `printf("%s")` shows of a message body: the bytes before the first
+/// NUL, which is where a name field's text ends too.
+fn c_text(body: &[u8]) -> &[u8] {
+    name_text(body)
 }
 
 /// The first service bit set, in the order the tools test them.
