@@ -1,5 +1,5 @@
 //! Spread group communication: the client library (`libspread.so.3`, C ABI in [`capi`]),
-//! the wire formats, and the daemon.
+//! the wire formats, the daemon, and helpers of the command-line tools ([`tools`]).
 
 pub mod capi;
 pub mod client;
@@ -8,4 +8,5 @@ pub mod daemon;
 pub mod events;
 pub mod groups;
 pub mod node;
+pub mod tools;
 pub mod wire;
