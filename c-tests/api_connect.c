@@ -58,7 +58,7 @@ static int is_invented_name(const char *pg, const char *daemon)
 
 static void check_connect_forms(const char *daemon)
 {
-    char expected[MAX_GROUP_NAME];
+    char expected[64];
     snprintf(expected, sizeof expected, "#alice#%s", daemon);
     connect_form(unix_name, "alice", expected);
     connect_form(tcp_name, "alice", expected);
@@ -117,7 +117,7 @@ static void check_connect_errors(const char *daemon)
     }
 
     /* A name in use on this daemon is refused, also over TCP; free again after disconnect. */
-    char expected[MAX_GROUP_NAME];
+    char expected[64];
     snprintf(expected, sizeof expected, "#dup#%s", daemon);
     mailbox first = connect_ok(unix_name, "dup", 0, pg);
     CHECK_STR(pg, expected);
@@ -174,7 +174,7 @@ static void check_connect_timeout(const char *daemon)
     sp_time past_usec = {0, -1};
     CHECK_INT(SP_connect_timeout(tcp_name, "tmo", 0, 0, &mbox, pg, past_usec), CONNECTION_CLOSED);
 
-    char expected[MAX_GROUP_NAME];
+    char expected[64];
     snprintf(expected, sizeof expected, "#tmo#%s", daemon);
     sp_time ok[] = {{0, 0}, {5, 0}, {0, 999999}, {3, 999999}};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {

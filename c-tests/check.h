@@ -13,6 +13,12 @@
 
 static int check_failures;
 
+/* Line-buffered stdout, so a test killed by its watchdog still shows what it printed. */
+__attribute__((constructor)) static void check_line_buffered_stdout(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
 #define CHECK(cond)                                                                    \
     do {                                                                               \
         if (!(cond)) {                                                                 \
