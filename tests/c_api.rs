@@ -217,3 +217,8 @@ fn garbage() {
 fn events_user() {
     run_c_test("events_user", true);
 }
+
+#[test]
+fn raw_clients() {
+    run_c_test("raw_clients", true);
+}
