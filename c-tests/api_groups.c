@@ -262,6 +262,8 @@ static void check_services(void)
     CHECK_INT(SP_join(a, "svc"), 0);
     CHECK_INT(SP_join(b, "svc"), 0);
     CHECK_INT(SP_join(a, "svc2"), 0);
+    sync_self(a, pa);
+    sync_self(b, pb);
 
     /* Each service bit is delivered unchanged, to every member including the sender. */
     const service services[] = {UNRELIABLE_MESS, RELIABLE_MESS, FIFO_MESS,

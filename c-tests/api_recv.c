@@ -236,7 +236,7 @@ static void check_sizes(void)
     mailbox a = connect_ok(unix_name, "bigsend", 0, pa);
     mailbox b = connect_ok(tcp_name, "bigrecv", 0, pb);
     CHECK_INT(SP_join(b, "bigg"), 0);
-    usleep(100000);
+    sync_self(b, pb);
 
     big_roundtrip(a, b, "bigg", 1, 100000);
     big_roundtrip(a, b, pb, 1, 100000);

@@ -52,6 +52,16 @@ static inline int recv_msg(mailbox mbox, message *m, int ms)
     return m->ret;
 }
 
+/* Wait until the daemon has applied this connection's earlier requests (e.g. joins): a
+ * message to its own private group is ordered after them. Only for connections with
+ * nothing else pending. */
+static inline void sync_self(mailbox mbox, const char *private_group)
+{
+    static message m;
+    REQUIRE(SP_multicast(mbox, AGREED_MESS, private_group, 0x7ffe, 4, "sync") == 4);
+    REQUIRE(recv_msg(mbox, &m, 5000) == 4 && m.mess_type == 0x7ffe);
+}
+
 /* True if nothing arrives on `mbox` within `ms`. */
 static inline int quiet_for(mailbox mbox, int ms) { return !wait_readable(mbox, ms); }
 
