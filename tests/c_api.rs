@@ -3,9 +3,11 @@
 //!
 //! Interoperability runs against other builds (e.g. the original Spread 5.0.1):
 //! `SPREAD_TEST_DAEMON` (daemon program), `SPREAD_TEST_LIBDIR` (directory holding
-//! `libspread.so`), `SPREAD_TEST_INCLUDE` (directory holding `sp.h`), and
-//! `SPREAD_TEST_ORIGINAL=1` (original daemon configuration; skips checks of the original's
-//! known defects inside the programs). `SPREAD_TEST_PORTS=LOW-HIGH` limits the daemons' ports.
+//! `libspread.so`), `SPREAD_TEST_INCLUDE` (directory holding `sp.h`),
+//! `SPREAD_TEST_DAEMON_ORIGINAL=1` (the daemon is the original: its configuration lines and
+//! its /tmp socket directory), `SPREAD_TEST_SOCKET_DIR` (fixed socket directory, e.g. /tmp
+//! for the original library with our daemon), and `SPREAD_TEST_ORIGINAL=1` (passed to the
+//! programs: skip the checks the original library or daemon is known to fail). `SPREAD_TEST_PORTS=LOW-HIGH` limits the daemons' ports.
 
 mod support;
 
@@ -29,8 +31,8 @@ fn env_path(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-fn testing_original() -> bool {
-    std::env::var("SPREAD_TEST_ORIGINAL").is_ok_and(|v| !v.is_empty() && v != "0")
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Where the library, headers and daemon under test are.
@@ -71,7 +73,8 @@ fn build() -> Option<Build> {
         libdir,
         daemon: DaemonKind {
             program: daemon,
-            original: testing_original(),
+            original: env_flag("SPREAD_TEST_DAEMON_ORIGINAL"),
+            socket_dir: env_path("SPREAD_TEST_SOCKET_DIR"),
         },
         _links: links,
     })
@@ -140,7 +143,11 @@ fn run_c_test(program: &str, needs_daemon: bool) {
     cmd.env("LD_LIBRARY_PATH", &build.libdir)
         .env(
             "SPREAD_TEST_ORIGINAL",
-            if build.daemon.original { "1" } else { "0" },
+            if env_flag("SPREAD_TEST_ORIGINAL") {
+                "1"
+            } else {
+                "0"
+            },
         )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -85,6 +85,9 @@ pub struct DaemonKind {
     pub program: PathBuf,
     /// The original needs extra configuration lines and always uses /tmp for its socket.
     pub original: bool,
+    /// Socket directory to use instead of a fresh temporary one (e.g. /tmp, for a client
+    /// library that does not honour SPREAD_SOCKET_DIR).
+    pub socket_dir: Option<PathBuf>,
 }
 
 /// A running daemon named `localhost` on a fresh port, with its own socket directory.
@@ -103,10 +106,10 @@ impl Daemon {
         let dir = TempDir::new("daemon");
         let port = free_port();
         let conf = dir.path().join("spread.conf");
-        let socket_dir = if kind.original {
-            PathBuf::from("/tmp")
-        } else {
-            dir.path().to_path_buf()
+        let socket_dir = match (&kind.socket_dir, kind.original) {
+            (Some(fixed), _) => fixed.clone(),
+            (None, true) => PathBuf::from("/tmp"),
+            (None, false) => dir.path().to_path_buf(),
         };
         let text = if kind.original {
             let runtime = dir.path().join("runtime");
@@ -231,8 +234,8 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if self.kind.original {
-            // Killed without its own clean-up, the original leaves /tmp/<port> behind.
+        if self.socket_path().parent() != Some(self.dir.path()) {
+            // Killed without its own clean-up, a daemon leaves its socket behind.
             let _ = fs::remove_file(self.socket_path());
         }
     }
