@@ -188,6 +188,40 @@ static void check_short_buffers(void)
         expect_marker(e, pe, 13);
     }
 
+    /* SP_scat_receive: the capacity is the sum of the element lengths. */
+    fill_pattern(big_out, 100, 14);
+    CHECK_INT(SP_multicast(e, FIFO_MESS, pe, 14, 100, big_out), 100);
+    char part1[30], part2[30], part3[60];
+    scatter scat;
+    scat.num_elements = 2;
+    scat.elements[0].buf = part1;
+    scat.elements[0].len = sizeof part1;
+    scat.elements[1].buf = part2;
+    scat.elements[1].len = sizeof part2;
+    REQUIRE(wait_readable(e, 5000));
+    r.st = 0;
+    CHECK_INT(SP_scat_receive(e, &r.st, r.sender, 1, &r.num_groups, r.groups, &r.mess_type,
+                              &r.endian, &scat), BUFFER_TOO_SHORT);
+    CHECK_INT(r.endian, -100);
+    scat.num_elements = 3;
+    scat.elements[2].buf = part3;
+    scat.elements[2].len = sizeof part3;
+    CHECK_INT(SP_scat_receive(e, &r.st, r.sender, 1, &r.num_groups, r.groups, &r.mess_type,
+                              &r.endian, &scat), 100);
+    CHECK(memcmp(part1, big_out, 30) == 0 && memcmp(part2, big_out + 30, 30) == 0 &&
+          memcmp(part3, big_out + 60, 40) == 0);
+    /* ... and with DROP_RECV the elements are filled in order, the rest dropped. */
+    CHECK_INT(SP_multicast(e, FIFO_MESS, pe, 15, 100, big_out), 100);
+    CHECK_INT(SP_multicast(e, AGREED_MESS, pe, 16, 6, "marker"), 6);
+    scat.num_elements = 2;
+    memset(part2, '?', sizeof part2);
+    REQUIRE(wait_readable(e, 5000));
+    r.st = DROP_RECV;
+    CHECK_INT(SP_scat_receive(e, &r.st, r.sender, 1, &r.num_groups, r.groups, &r.mess_type,
+                              &r.endian, &scat), BUFFER_TOO_SHORT);
+    CHECK(memcmp(part1, big_out, 30) == 0 && memcmp(part2, big_out + 30, 30) == 0);
+    expect_marker(e, pe, 16);
+
     CHECK(quiet_for(e, 100));
     SP_disconnect(e);
 }
