@@ -17,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use support::{Daemon, DaemonKind, TempDir};
+use support::{free_port, Daemon, DaemonKind, TempDir};
 
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -152,10 +152,19 @@ fn run_c_test(program: &str, needs_daemon: bool) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(d) = &daemon {
-        cmd.arg(d.port.to_string())
-            .env("SPREAD_SOCKET_DIR", &d.socket_dir);
-    }
+    match &daemon {
+        Some(d) => cmd
+            .arg(d.port.to_string())
+            .env("SPREAD_SOCKET_DIR", &d.socket_dir),
+        // Programs that play the daemon themselves still get a port and socket dir of their own.
+        None => cmd.arg(free_port().to_string()).env(
+            "SPREAD_SOCKET_DIR",
+            build
+                .daemon
+                .fixed_socket_dir()
+                .unwrap_or_else(|| work.path().to_path_buf()),
+        ),
+    };
     let child = cmd.spawn().expect("start test program");
     let (output, timed_out) = wait_with_timeout(child, PROGRAM_TIMEOUT);
 
@@ -228,4 +237,9 @@ fn events_user() {
 #[test]
 fn raw_clients() {
     run_c_test("raw_clients", true);
+}
+
+#[test]
+fn lib_wire() {
+    run_c_test("lib_wire", false);
 }

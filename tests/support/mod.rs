@@ -90,6 +90,15 @@ pub struct DaemonKind {
     pub socket_dir: Option<PathBuf>,
 }
 
+impl DaemonKind {
+    /// The socket directory every daemon of this kind must use, if not a fresh one.
+    pub fn fixed_socket_dir(&self) -> Option<PathBuf> {
+        self.socket_dir
+            .clone()
+            .or_else(|| self.original.then(|| PathBuf::from("/tmp")))
+    }
+}
+
 /// A running daemon named `localhost` on a fresh port, with its own socket directory.
 pub struct Daemon {
     child: Child,
@@ -106,11 +115,9 @@ impl Daemon {
         let dir = TempDir::new("daemon");
         let port = free_port();
         let conf = dir.path().join("spread.conf");
-        let socket_dir = match (&kind.socket_dir, kind.original) {
-            (Some(fixed), _) => fixed.clone(),
-            (None, true) => PathBuf::from("/tmp"),
-            (None, false) => dir.path().to_path_buf(),
-        };
+        let socket_dir = kind
+            .fixed_socket_dir()
+            .unwrap_or_else(|| dir.path().to_path_buf());
         let text = if kind.original {
             let runtime = dir.path().join("runtime");
             fs::create_dir_all(&runtime).expect("runtime dir");
