@@ -109,12 +109,17 @@ static void *fake_daemon(void *arg)
     memcpy(data + 48, "g1", 2);
     memcpy(data + 80, "\x01\x02\x03\x04", 4);
     send_bytes(fd, data, sizeof data);
-    /* A header with a negative group count. */
-    make_header(f, 0x80000090u, "#bob#far", -1, 0x80000080u, 0);
-    send_bytes(fd, f, 48);
     /* SP_disconnect: the kill request naming the private group, then the close. */
     request_frame(f, 0x80040080u, 0x80000080u, alice_pg, 0);
     expect_bytes(fd, f, 80, "disconnect");
+    close(fd);
+
+    /* A header with a negative group count. */
+    fd = fake_handshake(0x01);
+    REQUIRE(fd >= 0);
+    make_header(f, 0x80000090u, "#bob#far", -1, 0x80000080u, 0);
+    send_bytes(fd, f, 48);
+    read_until_eof(fd, f, sizeof f, 5000);
     close(fd);
 
     /* 2: priority 1 without membership sets flag 0x10; the daemon then closes. */
@@ -190,6 +195,9 @@ static void check_session(void)
     CHECK_INT(m.endian_mismatch, 1);
     CHECK(memcmp(m.data, "\x01\x02\x03\x04", 4) == 0);
 
+    CHECK_INT(SP_disconnect(mbox), 0);
+
+    REQUIRE(SP_connect(spread_name, "alice", 0, 1, &mbox, pg) == ACCEPT_SESSION);
     CHECK_INT(recv_msg(mbox, &m, 5000), ILLEGAL_MESSAGE);
     CHECK_INT(SP_disconnect(mbox), 0);
 
