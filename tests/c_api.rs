@@ -43,7 +43,7 @@ struct Build {
     _links: Option<TempDir>,
 }
 
-/// Our build: the cdylib next to target/<profile>/deps/<this test>, our include/ and the
+/// Our build: the cdylib cargo built with this test, our include/ and the
 /// `spread` binary; or the overrides from the environment. None if ours is not there
 /// (a branch without the library, headers or daemon).
 fn build() -> Option<Build> {
@@ -56,11 +56,14 @@ fn build() -> Option<Build> {
     let (libdir, links) = match env_path("SPREAD_TEST_LIBDIR") {
         Some(dir) => (dir, None),
         None => {
+            // `cargo test` leaves the cdylib in deps/ beside this test binary (only
+            // `cargo build` copies it up to target/<profile>/, where it may be stale).
             let exe = std::env::current_exe().ok()?;
-            let built = exe.parent()?.parent()?.join("libspread.so");
-            if !built.exists() {
-                return None;
-            }
+            let deps = exe.parent()?;
+            let built = [deps, deps.parent()?]
+                .iter()
+                .map(|dir| dir.join("libspread.so"))
+                .find(|lib| lib.exists())?;
             // Programs link against -lspread and load the SONAME libspread.so.3.
             let links = TempDir::new("ctest-lib");
             symlink(&built, links.path().join("libspread.so")).expect("symlink libspread.so");

@@ -1,6 +1,5 @@
 //! Shared by integration tests that run real daemons: temporary directories, free loopback
 //! ports, and a daemon process that is killed when dropped, even if the test panics.
-#![allow(dead_code)] // each test binary uses its own subset
 
 use std::fs;
 use std::io::{Read, Write};
@@ -105,7 +104,6 @@ pub struct Daemon {
     pub port: u16,
     pub socket_dir: PathBuf,
     log: PathBuf,
-    kind: DaemonKind,
     dir: TempDir,
 }
 
@@ -148,7 +146,6 @@ impl Daemon {
             port,
             socket_dir,
             log,
-            kind: kind.clone(),
             dir,
         };
         daemon.wait_ready(Duration::from_secs(30));
