@@ -43,27 +43,26 @@ struct Build {
     _links: Option<TempDir>,
 }
 
-/// Our build: the cdylib cargo built with this test, our include/ and the
-/// `spread` binary; or the overrides from the environment. None if ours is not there
-/// (a branch without the library, headers or daemon).
-fn build() -> Option<Build> {
+/// Our build: the cdylib cargo built with this test, our include/ and the `spread` binary;
+/// or the overrides from the environment.
+fn build() -> Build {
     let include = env_path("SPREAD_TEST_INCLUDE").unwrap_or_else(|| repo().join("include"));
     let daemon =
-        env_path("SPREAD_TEST_DAEMON").or_else(|| option_env!("CARGO_BIN_EXE_spread").map(PathBuf::from))?;
-    if !include.join("sp.h").exists() || !daemon.exists() {
-        return None;
-    }
+        env_path("SPREAD_TEST_DAEMON").unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_spread")));
+    assert!(include.join("sp.h").exists(), "no sp.h in {}", include.display());
+    assert!(daemon.exists(), "no daemon at {}", daemon.display());
     let (libdir, links) = match env_path("SPREAD_TEST_LIBDIR") {
         Some(dir) => (dir, None),
         None => {
             // `cargo test` leaves the cdylib in deps/ beside this test binary (only
             // `cargo build` copies it up to target/<profile>/, where it may be stale).
-            let exe = std::env::current_exe().ok()?;
-            let deps = exe.parent()?;
-            let built = [deps, deps.parent()?]
+            let exe = std::env::current_exe().expect("test binary path");
+            let deps = exe.parent().expect("deps directory");
+            let built = [deps, deps.parent().expect("profile directory")]
                 .iter()
                 .map(|dir| dir.join("libspread.so"))
-                .find(|lib| lib.exists())?;
+                .find(|lib| lib.exists())
+                .expect("libspread.so built beside the test binary");
             // Programs link against -lspread and load the SONAME libspread.so.3.
             let links = TempDir::new("ctest-lib");
             symlink(&built, links.path().join("libspread.so")).expect("symlink libspread.so");
@@ -71,7 +70,7 @@ fn build() -> Option<Build> {
             (links.path().to_path_buf(), Some(links))
         }
     };
-    Some(Build {
+    Build {
         include,
         libdir,
         daemon: DaemonKind {
@@ -80,7 +79,7 @@ fn build() -> Option<Build> {
             socket_dir: env_path("SPREAD_TEST_SOCKET_DIR"),
         },
         _links: links,
-    })
+    }
 }
 
 fn show(output: &Output) -> String {
@@ -134,10 +133,7 @@ fn wait_with_timeout(mut child: Child, limit: Duration) -> (Output, bool) {
 
 /// Compiles and runs one c-tests program; `needs_daemon` starts a daemon for it.
 fn run_c_test(program: &str, needs_daemon: bool) {
-    let Some(build) = build() else {
-        eprintln!("skipping {program}: library, include/sp.h or daemon not built on this branch");
-        return;
-    };
+    let build = build();
     let work = TempDir::new("ctest");
     let binary = compile(&build, program, work.path());
     let mut daemon = needs_daemon.then(|| Daemon::start(&build.daemon));

@@ -2,18 +2,19 @@
 
 use super::consts::*;
 
-/// Client versions as one number: major*10000 + minor*100 + patch.
-pub fn version_number(major: u8, minor: u8, patch: u8) -> u32 {
-    major as u32 * 10_000 + minor as u32 * 100 + patch as u32
+/// Client versions as one number: major*10000 + minor*100 + patch. The bytes are signed, as
+/// the original daemon reads them, so a byte of 0x80 or more counts as negative.
+pub fn version_number(major: u8, minor: u8, patch: u8) -> i32 {
+    major as i8 as i32 * 10_000 + minor as i8 as i32 * 100 + patch as i8 as i32
 }
 /// Oldest client a daemon accepts (3.1.0).
-pub const OLDEST_CLIENT: u32 = 30_100;
+pub const OLDEST_CLIENT: i32 = 30_100;
 /// Clients from this version on send a patch byte.
-const FIRST_WITH_PATCH: u32 = 31_401;
+const FIRST_WITH_PATCH: i32 = 31_401;
 /// Clients from this version on are told the daemon's patch version.
-const FIRST_TOLD_PATCH: u32 = 31_500;
+const FIRST_TOLD_PATCH: i32 = 31_500;
 /// Clients from this version on negotiate authentication.
-const FIRST_WITH_AUTH: u32 = 31_600;
+const FIRST_WITH_AUTH: i32 = 31_600;
 
 /// Byte the accept message starts with.
 pub const ACCEPT_BYTE: u8 = 1;
@@ -41,7 +42,7 @@ pub fn encode_connect_request(private_name: &[u8], group_membership: bool, prior
 /// A connect request as a daemon reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectRequest {
-    pub version: u32,
+    pub version: i32,
     pub group_membership: bool,
     /// Stored, no effect (as in 5.0.1).
     pub priority: i32,
@@ -156,7 +157,7 @@ pub fn parse_auth_choice(choice: &[u8; AUTH_CHOICE_LEN]) -> Vec<&[u8]> {
 }
 
 /// The accept message for a client of `client_version` given `private_group` (no NUL).
-pub fn encode_accept(client_version: u32, private_group: &[u8]) -> Vec<u8> {
+pub fn encode_accept(client_version: i32, private_group: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + private_group.len());
     out.extend_from_slice(&[ACCEPT_BYTE, SPREAD_MAJOR, SPREAD_MINOR]);
     if client_version >= FIRST_TOLD_PATCH {
@@ -224,6 +225,15 @@ mod tests {
         assert_eq!(
             parse_connect_request(&[3, 0, 1, 0]),
             Err(ConnectRefusal::Reject(REJECT_VERSION))
+        );
+        // Version bytes are signed: a major of 0x80 or more is a very old client, and a minor
+        // of 0xff lowers the version.
+        let too_old = Err(ConnectRefusal::Reject(REJECT_VERSION));
+        assert_eq!(parse_connect_request(&[0xff, 0, 1, 0, 0]), too_old);
+        assert_eq!(parse_connect_request(&[0x80, 0, 1, 0, 0]), too_old);
+        assert_eq!(
+            parse_connect_request(&[5, 0xff, 1, 0, 0]).unwrap().version,
+            49_901
         );
     }
 
