@@ -3,4 +3,5 @@
 
 pub mod capi;
 pub mod config;
+pub mod ring;
 pub mod wire;
