@@ -4,4 +4,5 @@
 pub mod capi;
 pub mod config;
 pub mod ring;
+pub mod sim;
 pub mod wire;
