@@ -459,7 +459,7 @@ impl Ring {
             self.aru = stable;
         }
         self.idle_rotations = if self.highest_seq == self.aru {
-            self.idle_rotations + 1
+            self.idle_rotations.saturating_add(1)
         } else {
             0
         };

@@ -473,3 +473,72 @@ fn flow_control_bounds_packets_per_visit() {
     assert_eq!(h.delivered[0].len(), 20);
     assert_eq!(h.delivered[0], h.delivered[1]);
 }
+
+#[test]
+fn mangled_packets_from_members_never_panic() {
+    // Record what a busy ring sends, then feed mangled copies that still decode to fresh rings.
+    let mut h = Harness::new(3, true);
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for n in 0..20u8 {
+        h.submit(
+            n as usize % 3,
+            ServiceLevel::ALL[n as usize % 6],
+            vec![n; 40 + 300 * (n as usize % 4)],
+        );
+    }
+    for _ in 0..200 {
+        let Some((_, to, bytes)) = h.in_flight.pop_front() else {
+            break;
+        };
+        seen.push(bytes.clone());
+        let p = packet::decode(&bytes).unwrap();
+        h.call(to, |ring, now, out| {
+            ring.handle(
+                now,
+                Input::Packet {
+                    network: 0,
+                    packet: p,
+                },
+                out,
+            )
+        });
+    }
+    let mut victim = Harness::new(3, true);
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut fed = 0;
+    for round in 0..20_000 {
+        let mut bytes = seen[round % seen.len()].clone();
+        // Leave the header's identity alone half the time so the body reaches the ring.
+        let from = if round % 2 == 0 { packet::HEADER_LEN } else { 0 };
+        for _ in 0..1 + next() % 4 {
+            let at = from + (next() as usize % (bytes.len() - from).max(1));
+            if at < bytes.len() {
+                bytes[at] = next() as u8;
+            }
+        }
+        if let Ok(p) = packet::decode(&bytes) {
+            fed += 1;
+            let to = round % 3;
+            victim.call(to, |ring, now, out| {
+                ring.handle(
+                    now,
+                    Input::Packet {
+                        network: 0,
+                        packet: p,
+                    },
+                    out,
+                )
+            });
+            victim.in_flight.clear();
+        }
+    }
+    assert!(fed > 1000, "only {fed} mangled packets decoded");
+    let refused: u64 = victim.rings.iter().map(|r| r.stats().refused_packets).sum();
+    assert!(refused > 0);
+}
