@@ -171,7 +171,8 @@ impl Checker {
     }
 
     /// Checks one delivery at `daemon`; `arus[i]` is daemon i's all-received mark now.
-    pub fn deliver(&mut self, daemon: usize, d: &Delivery<'_>, arus: &[u64]) -> Result<(), Violation> {
+    /// Returns which message it was.
+    pub fn deliver(&mut self, daemon: usize, d: &Delivery<'_>, arus: &[u64]) -> Result<MessageId, Violation> {
         let (id, service) = parse_message(d.message).ok_or(Violation::Corrupt { daemon, seq: d.seq })?;
         if self.ids.get(id.origin) != Some(&d.origin) || service != d.service {
             return Err(Violation::Mislabelled { daemon, id });
@@ -212,7 +213,7 @@ impl Checker {
                 });
             }
         }
-        Ok(())
+        Ok(id)
     }
 
     pub fn delivered(&self, daemon: usize) -> usize {
@@ -235,7 +236,7 @@ mod tests {
         m: &[u8],
         service: ServiceLevel,
         arus: &[u64],
-    ) -> Result<(), Violation> {
+    ) -> Result<MessageId, Violation> {
         let origin = parse_message(m).map_or(0, |(id, _)| c.ids[id.origin]);
         c.deliver(
             daemon,
@@ -273,8 +274,8 @@ mod tests {
         let m10 = make_message(id(1, 0), agreed, 20);
 
         let mut c = Checker::new(vec![5, 6]);
-        assert_eq!(check(&mut c, 0, 1, &m00, agreed, &all), Ok(()));
-        assert_eq!(check(&mut c, 0, 2, &m01, agreed, &all), Ok(()));
+        assert_eq!(check(&mut c, 0, 1, &m00, agreed, &all), Ok(id(0, 0)));
+        assert_eq!(check(&mut c, 0, 2, &m01, agreed, &all), Ok(id(0, 1)));
         assert!(matches!(
             check(&mut c, 1, 2, &m10, agreed, &all),
             Err(Violation::Order { position: 0, .. })
@@ -315,7 +316,10 @@ mod tests {
             })
         );
         let mut c = Checker::new(vec![5, 6]);
-        assert_eq!(check(&mut c, 0, 7, &safe, ServiceLevel::Safe, &[7, 7]), Ok(()));
+        assert_eq!(
+            check(&mut c, 0, 7, &safe, ServiceLevel::Safe, &[7, 7]),
+            Ok(id(1, 0))
+        );
         assert_eq!(c.delivered(0), 1);
     }
 }

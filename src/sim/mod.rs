@@ -107,6 +107,8 @@ pub struct Stats {
     /// The token was declared lost (a membership change would follow; delivery of everything
     /// is then not required, the ordering checks still held).
     pub token_lost: bool,
+    /// Longest time from a submission to its delivery at some daemon.
+    pub max_latency: Duration,
 }
 
 const RING_ID: RingId = RingId { rep: 1, seq: 1 };
@@ -121,7 +123,9 @@ struct Sim<'s> {
     net: Network,
     out: Outputs,
     checker: Checker,
-    submitted: Vec<u64>,
+    /// When each daemon submitted each of its messages (index: counter).
+    submitted: Vec<Vec<Time>>,
+    max_latency: Duration,
     arus: Vec<u64>,
     token_lost: bool,
     deliveries: usize,
@@ -153,7 +157,8 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Violation> {
         rings,
         net: Network::new(scenario.latency, scenario.jitter),
         out: Outputs::new(),
-        submitted: vec![0; n],
+        submitted: vec![Vec::new(); n],
+        max_latency: Duration::ZERO,
         arus: vec![0; n],
         token_lost: false,
         deliveries: 0,
@@ -224,9 +229,9 @@ impl Sim<'_> {
         let s = self.scenario;
         let id = MessageId {
             origin: daemon,
-            counter: self.submitted[daemon],
+            counter: self.submitted[daemon].len() as u64,
         };
-        self.submitted[daemon] += 1;
+        self.submitted[daemon].push(self.now);
         let service = if self.rng.chance(s.safe_ratio) {
             ServiceLevel::Safe
         } else {
@@ -272,7 +277,9 @@ impl Sim<'_> {
             *aru = ring.my_aru();
         }
         for d in self.out.deliveries() {
-            self.checker.deliver(i, &d, &self.arus)?;
+            let id = self.checker.deliver(i, &d, &self.arus)?;
+            let latency = self.now.since(self.submitted[id.origin][id.counter as usize]);
+            self.max_latency = self.max_latency.max(latency);
             self.deliveries += 1;
         }
         self.token_lost |= self.out.token_lost();
@@ -302,11 +309,12 @@ impl Sim<'_> {
         }
         Stats {
             sim_time: self.now.since(Time::ZERO),
-            messages: self.submitted.iter().sum::<u64>() as usize,
+            messages: self.submitted.iter().map(Vec::len).sum(),
             deliveries: self.deliveries,
             network: self.net.stats,
             ring,
             token_lost: self.token_lost,
+            max_latency: self.max_latency,
         }
     }
 }
