@@ -8,5 +8,7 @@ pub mod daemon;
 pub mod events;
 pub mod groups;
 pub mod node;
+pub mod ring;
+pub mod sim;
 pub mod tools;
 pub mod wire;
