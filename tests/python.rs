@@ -4,13 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The cdylib cargo built beside this test binary (target/<profile>/libspread.so).
+/// The cdylib cargo built with this test: `cargo test` leaves it in deps/ beside the test
+/// binary (only `cargo build` copies it up to target/<profile>/, where it may be stale).
 fn built_library() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    let lib = profile_dir.join("libspread.so");
-    assert!(lib.exists(), "{} not built", lib.display());
-    lib
+    let deps = exe.parent().expect("deps directory");
+    [deps, deps.parent().expect("profile directory")]
+        .iter()
+        .map(|dir| dir.join("libspread.so"))
+        .find(|lib| lib.exists())
+        .expect("libspread.so built beside the test binary")
 }
 
 #[test]
