@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -115,6 +116,19 @@ impl Epoll {
     }
 }
 
+/// The epoll timeout that wakes up at `deadline` (rounded up to whole milliseconds, so the
+/// wake-up is never early); -1 (no limit) without a deadline.
+pub fn timeout_ms(deadline: Option<Instant>, now: Instant) -> i32 {
+    match deadline {
+        None => -1,
+        Some(t) => {
+            let wait = t.saturating_duration_since(now);
+            let ms = wait.as_millis() + u128::from(wait.subsec_nanos() % 1_000_000 != 0);
+            i32::try_from(ms).unwrap_or(i32::MAX)
+        }
+    }
+}
+
 /// SIGINT and SIGTERM as a readable descriptor (the signals are blocked for the process, so
 /// create this before any thread starts).
 pub struct ExitSignals {
@@ -192,4 +206,23 @@ pub fn local_addresses() -> io::Result<Vec<std::net::IpAddr>> {
     // SAFETY: `list` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_round_up_to_the_deadline() {
+        let now = Instant::now();
+        let at = |micros| timeout_ms(Some(now + Duration::from_micros(micros)), now);
+        assert_eq!(timeout_ms(None, now), -1);
+        assert_eq!(timeout_ms(Some(now - Duration::from_secs(1)), now), 0);
+        assert_eq!((at(0), at(1), at(1000), at(1001), at(2500)), (0, 1, 1, 2, 3));
+        assert_eq!(
+            timeout_ms(Some(now + Duration::from_secs(1 << 40)), now),
+            i32::MAX
+        );
+    }
 }
