@@ -1,8 +1,12 @@
 //! Runs the Python module's unittest suite (python/tests) with our library against our daemon,
 //! which the suite starts itself from `SPREAD_DAEMON_BIN` on a free loopback port.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use support::free_port;
 
 /// The cdylib cargo built beside this test binary (target/<profile>/libspread.so).
 fn built_library() -> PathBuf {
@@ -16,9 +20,8 @@ fn built_library() -> PathBuf {
 #[test]
 fn python_module_suite() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // Each test binary runs alone, but other test binaries' daemons may hold low ports: start
-    // the search at a port derived from this process.
-    let first_port = 31_000 + (std::process::id() % 1000) * 2;
+    // The suite searches upwards from here for ports its daemons can use.
+    let first_port = free_port();
     let output = Command::new("python3")
         .args(["-m", "unittest", "discover", "-s", "python/tests", "-t", "python"])
         .current_dir(root)
