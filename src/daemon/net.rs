@@ -19,16 +19,19 @@ use std::time::Instant;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::faults::{FaultLayer, FaultStats};
+use super::sys::DatagramBatch;
 use crate::config::Config;
 
 /// The network id of the segments (multipath networks would be 1..).
 pub const SEGMENT_NETWORK: u8 = 0;
 /// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max).
 const SOCKET_BUFFER: usize = 4 << 20;
-/// Largest UDP payload.
-const MAX_DATAGRAM: usize = 65_536;
-/// Datagrams read from one socket per turn, so that clients are served in between.
-const RECEIVE_BATCH: usize = 64;
+/// Largest datagram received whole; daemon packets fit one MTU, so a longer one is not ours.
+const MAX_DATAGRAM: usize = 9_216;
+/// Datagrams read by one system call.
+const RECEIVE_BATCH: usize = 32;
+/// Batches read from one socket per turn, so that clients are served in between.
+const BATCHES_PER_TURN: usize = 2;
 
 /// How datagrams for every daemon of this daemon's segment are sent at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +148,8 @@ pub struct NetStats {
     /// Dropped: this daemon's own broadcast or multicast coming back.
     pub own: u64,
     pub receive_errors: u64,
+    /// Dropped: longer than any daemon packet.
+    pub oversized: u64,
     pub faults: FaultStats,
 }
 
@@ -158,7 +163,7 @@ pub struct NetEndpoint {
     own_sources: Vec<SocketAddr>,
     faults: Option<FaultLayer>,
     stats: NetStats,
-    buffer: Vec<u8>,
+    batch: DatagramBatch,
 }
 
 fn udp_socket(address: SocketAddr) -> io::Result<Socket> {
@@ -246,7 +251,7 @@ impl NetEndpoint {
             own_sources,
             faults,
             stats: NetStats::default(),
-            buffer: vec![0; MAX_DATAGRAM],
+            batch: DatagramBatch::new(RECEIVE_BATCH, MAX_DATAGRAM),
         })
     }
 
@@ -337,39 +342,49 @@ impl NetEndpoint {
         }
     }
 
-    /// Reads up to a batch of datagrams from socket `index` and hands those of configured
-    /// daemons to `deliver`; returns how many were read (fewer than a batch: the socket is
-    /// drained).
+    /// Reads the datagrams waiting on socket `index` (up to a few batches, so that clients
+    /// are served in between; level-triggered epoll reports the rest) and hands those of
+    /// configured daemons to `deliver`; returns how many were read.
     pub fn receive(&mut self, index: usize, deliver: &mut dyn FnMut(Received<'_>)) -> usize {
+        let fd = self.sockets[index].as_raw_fd();
         let mut read = 0;
-        while read < RECEIVE_BATCH {
-            let (len, source) = match self.sockets[index].recv_from(&mut self.buffer) {
-                Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+        for _ in 0..BATCHES_PER_TURN {
+            let n = match self.batch.receive(fd) {
+                Ok(n) => n,
                 Err(e) => {
-                    // E.g. ECONNREFUSED left by an ICMP error for an earlier unicast.
+                    // E.g. ECONNREFUSED left by an ICMP error for an earlier unicast: reported
+                    // once, the next call goes on reading.
                     self.stats.receive_errors += 1;
                     log::debug!("receiving on {:?}: {e}", self.sockets[index].local_addr());
-                    read += 1;
                     continue;
                 }
             };
-            read += 1;
-            match self.senders.get(&source) {
-                Some(&from) => {
-                    self.stats.received += 1;
-                    deliver(Received {
-                        network: SEGMENT_NETWORK,
-                        from,
-                        bytes: &self.buffer[..len],
-                    });
+            for i in 0..n {
+                let (source, bytes, cut) = self.batch.datagram(i);
+                let from = source.and_then(|s| self.senders.get(&s).copied());
+                match from {
+                    Some(_) if cut => self.stats.oversized += 1,
+                    Some(from) => {
+                        self.stats.received += 1;
+                        deliver(Received {
+                            network: SEGMENT_NETWORK,
+                            from,
+                            bytes,
+                        });
+                    }
+                    None if source.is_some_and(|s| self.own_sources.contains(&s)) => self.stats.own += 1,
+                    None => {
+                        self.stats.unknown_sender += 1;
+                        log::debug!(
+                            "dropped {} bytes from {source:?}, not a configured daemon",
+                            bytes.len()
+                        );
+                    }
                 }
-                None if self.own_sources.contains(&source) => self.stats.own += 1,
-                None => {
-                    self.stats.unknown_sender += 1;
-                    log::debug!("dropped {len} bytes from {source}, not a configured daemon");
-                }
+            }
+            read += n;
+            if n < RECEIVE_BATCH {
+                break;
             }
         }
         read

@@ -160,10 +160,17 @@ fn receive_reads_in_batches() {
         d1.send_all(&[i]);
     }
     let mut seen = Vec::new();
-    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), RECEIVE_BATCH);
-    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), 100 - RECEIVE_BATCH);
+    let turn = RECEIVE_BATCH * BATCHES_PER_TURN;
+    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), turn);
+    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), 100 - turn);
     assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), 0);
     assert_eq!(seen, (0..100).collect::<Vec<u8>>());
+    // Longer than any daemon packet: dropped and counted.
+    d1.send_all(&vec![1; MAX_DATAGRAM + 1]);
+    d1.send_all(b"after");
+    let got = collect(&mut d2, 1, Duration::from_secs(2));
+    assert_eq!(got, [(id("d1"), b"after".to_vec())]);
+    assert_eq!(d2.stats().oversized, 1);
 }
 
 #[test]
