@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use spread::config::{virtual_id_from_name, Config};
 use spread::daemon::net::{Links, NetEndpoint, SegmentCast};
 use support::netns::{unavailable, Lan, BROADCAST};
-use support::{Daemon, DaemonKind, Launch, TempDir};
+use support::{Daemon, DaemonKind, TempDir};
 
 /// A LAN of `n` hosts, or `None` when the environment asks to skip.
 fn lan(n: usize) -> Option<Lan> {
@@ -102,13 +102,6 @@ fn three_hosts_on_a_bridge_reach_each_other_until_a_cable_is_pulled() {
     );
 }
 
-fn lan_config(cast: &str, n: usize) -> Config {
-    let daemons: String = (0..n).map(|i| format!(" h{i} 10.77.0.{}\n", i + 1)).collect();
-    let text = format!("Spread_Segment {cast}:4803 {{\n{daemons}}}\n");
-    let no_lookup = |name: &str| Err(format!("no lookup for {name}"));
-    Config::parse_with_resolver(&text, "lan.conf", &no_lookup).expect("configuration parses")
-}
-
 /// Everything `endpoint` receives within `limit`, until `want` datagrams came.
 fn collect(endpoint: &mut NetEndpoint, want: usize, limit: Duration) -> Vec<(u32, Vec<u8>)> {
     let deadline = Instant::now() + limit;
@@ -124,9 +117,11 @@ fn collect(endpoint: &mut NetEndpoint, want: usize, limit: Duration) -> Vec<(u32
 
 /// Three endpoints of one segment addressed by `cast`: one datagram to all reaches both
 /// others, a unicast reaches its daemon only, and a pulled cable cuts its host off.
-fn segment_cast_on_a_lan(cast: &str, expected: SegmentCast) {
+fn segment_cast_on_a_lan(expected: SegmentCast) {
     let Some(lan) = lan(3) else { return };
-    let config = lan_config(cast, 3);
+    let text = lan.config(expected.address(), 4803, "");
+    let no_lookup = |name: &str| Err(format!("no lookup for {name}"));
+    let config = Config::parse_with_resolver(&text, "lan.conf", &no_lookup).expect("configuration parses");
     let mut endpoints: Vec<NetEndpoint> = (0..3)
         .map(|i| {
             let links = Links::from_config(&config, 0, i);
@@ -134,7 +129,7 @@ fn segment_cast_on_a_lan(cast: &str, expected: SegmentCast) {
         })
         .collect();
     assert_eq!(endpoints[0].links().segment_cast, Some(expected));
-    let id = |i: usize| virtual_id_from_name(&format!("h{i}"));
+    let id = |i: usize| virtual_id_from_name(&lan.daemon_name(i));
 
     endpoints[0].send_all(b"to all");
     assert_eq!(endpoints[0].stats().sent, 1, "one datagram for the whole segment");
@@ -168,18 +163,12 @@ fn segment_cast_on_a_lan(cast: &str, expected: SegmentCast) {
 
 #[test]
 fn endpoints_broadcast_on_a_lan() {
-    segment_cast_on_a_lan(
-        "10.77.0.255",
-        SegmentCast::Broadcast("10.77.0.255".parse().unwrap()),
-    );
+    segment_cast_on_a_lan(SegmentCast::Broadcast("10.77.0.255".parse().unwrap()));
 }
 
 #[test]
 fn endpoints_multicast_on_a_lan() {
-    segment_cast_on_a_lan(
-        "239.77.0.1",
-        SegmentCast::Multicast("239.77.0.1".parse().unwrap()),
-    );
+    segment_cast_on_a_lan(SegmentCast::Multicast("239.77.0.1".parse().unwrap()));
 }
 
 #[test]
@@ -187,26 +176,12 @@ fn daemons_run_inside_namespaces_and_die_with_them() {
     let Some(lan) = lan(3) else { return };
     let dir = TempDir::new("netns");
     let config = dir.path().join("spread.conf");
-    let text = format!(
-        "Spread_Segment 10.77.0.255:4803 {{\n{}}}\n",
-        (0..3)
-            .map(|i| format!(" h{i} 10.77.0.{} {{ 10.77.0.{} }}\n", i + 1, i + 1))
-            .collect::<String>()
-    );
-    std::fs::write(&config, text).unwrap();
+    let port = 4803;
+    std::fs::write(&config, lan.config(IpAddr::V4(BROADCAST), port, "")).unwrap();
     let kind = DaemonKind::ours();
     // Each serves its clients (the Unix socket is reachable from outside the namespace).
     let mut daemons: Vec<Daemon> = (0..3)
-        .map(|i| {
-            Daemon::launch(Launch {
-                kind: &kind,
-                name: &format!("h{i}"),
-                config: &config,
-                port: 4803,
-                prefix: lan.exec_prefix(i),
-                env: Vec::new(),
-            })
-        })
+        .map(|i| lan.launch(i, &kind, &config, port, Vec::new()))
         .collect();
     assert!(daemons.iter_mut().all(Daemon::is_running));
     assert!(

@@ -195,10 +195,11 @@ impl FaultLayer {
         }
     }
 
-    /// One datagram for `to` on `network` is about to be sent: returns how many copies to send
+    /// One datagram for `to` on `network` (< [`MAX_NETWORKS`]) is about to be sent: returns
+    /// how many copies to send
     /// now (0, 1 or 2); copies to send later are kept until [`FaultLayer::pop_due`] gives them.
     pub fn admit(&mut self, now: Instant, network: u8, to: SocketAddr, bytes: &[u8]) -> usize {
-        let rates = self.spec.per_network[usize::from(network) % MAX_NETWORKS];
+        let rates = self.spec.per_network[usize::from(network)];
         if self.rng.chance(rates.loss) {
             self.stats.dropped += 1;
             return 0;

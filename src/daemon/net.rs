@@ -20,7 +20,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::faults::{FaultLayer, FaultStats};
 use super::sys::DatagramBatch;
-use crate::config::Config;
+use crate::config::{Config, DaemonEntry};
 
 /// The network id of the segments (multipath networks would be 1..).
 pub const SEGMENT_NETWORK: u8 = 0;
@@ -52,9 +52,10 @@ impl SegmentCast {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub id: u32,
-    /// Where unicasts to it go: its first daemon interface and its segment's port.
+    /// Where unicasts to it go: its address and its segment's port.
     pub address: SocketAddr,
-    /// Every address its datagrams may come from (its address and daemon interfaces).
+    /// Every address its datagrams may come from: its address, then its other daemon
+    /// interfaces.
     pub sources: Vec<IpAddr>,
     /// Reached by this daemon's segment broadcast or multicast.
     pub by_segment_cast: bool,
@@ -65,7 +66,8 @@ pub struct Peer {
 pub struct Links {
     pub me: u32,
     pub port: u16,
-    /// Addresses to bind (the first one sends).
+    /// Addresses to bind: this daemon's address (which sends), then its other daemon
+    /// interfaces.
     pub local: Vec<IpAddr>,
     pub segment_cast: Option<SegmentCast>,
     /// The other daemons, in ring order.
@@ -87,6 +89,14 @@ fn usable_segment_cast(address: IpAddr, config: &Config) -> Option<SegmentCast> 
     }
 }
 
+/// A daemon's address, then its other daemon interfaces (the configuration requires the
+/// address among them).
+fn daemon_addresses(d: &DaemonEntry) -> Vec<IpAddr> {
+    let mut addresses = vec![d.address];
+    addresses.extend(d.daemon_interfaces.iter().filter(|&&a| a != d.address));
+    addresses
+}
+
 impl Links {
     /// The links of daemon `index` of segment `segment`.
     pub fn from_config(config: &Config, segment: usize, index: usize) -> Links {
@@ -99,27 +109,17 @@ impl Links {
         let peers = config
             .daemons()
             .filter(|&(s, i, _)| (s, i) != (segment, index))
-            .map(|(s, _, d)| {
-                let first = d.daemon_interfaces.first().copied().unwrap_or(d.address);
-                let mut sources = vec![d.address];
-                sources.extend(d.daemon_interfaces.iter().filter(|&&a| a != d.address));
-                Peer {
-                    id: d.id(),
-                    address: SocketAddr::new(first, config.segments[s].port),
-                    sources,
-                    by_segment_cast: s == segment && segment_cast.is_some(),
-                }
+            .map(|(s, _, d)| Peer {
+                id: d.id(),
+                address: SocketAddr::new(d.address, config.segments[s].port),
+                sources: daemon_addresses(d),
+                by_segment_cast: s == segment && segment_cast.is_some(),
             })
             .collect();
-        let local = if me.daemon_interfaces.is_empty() {
-            vec![me.address]
-        } else {
-            me.daemon_interfaces.clone()
-        };
         Links {
             me: me.id(),
             port: my_segment.port,
-            local,
+            local: daemon_addresses(me),
             segment_cast,
             peers,
             ignore_multicast_join_errors: config.options.ignore_multicast_join_errors,

@@ -10,11 +10,14 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use super::{Daemon, DaemonKind, Launch};
 
 static NEXT_LAN: AtomicU32 = AtomicU32::new(0);
 
@@ -133,6 +136,43 @@ impl Lan {
             .iter()
             .map(OsString::from)
             .collect()
+    }
+
+    /// The name of the daemon of host `i` in [`Lan::config`].
+    pub fn daemon_name(&self, i: usize) -> String {
+        format!("h{i}")
+    }
+
+    /// A configuration with one daemon per host, all in one segment on `port` with
+    /// `segment_address` ([`BROADCAST`], or a multicast address), then `extra` (options).
+    pub fn config(&self, segment_address: IpAddr, port: u16, extra: &str) -> String {
+        let daemons: String = (0..self.hosts.len())
+            .map(|i| {
+                let address = self.address(i);
+                format!("    {} {address} {{ {address} }}\n", self.daemon_name(i))
+            })
+            .collect();
+        format!("Spread_Segment {segment_address}:{port} {{\n{daemons}}}\n{extra}\n")
+    }
+
+    /// Starts the daemon of host `i` inside its namespace, with the configuration file
+    /// `config` (see [`Lan::config`]) and `env` added to its environment.
+    pub fn launch(
+        &self,
+        i: usize,
+        kind: &DaemonKind,
+        config: &Path,
+        port: u16,
+        env: Vec<(OsString, OsString)>,
+    ) -> Daemon {
+        Daemon::launch(Launch {
+            kind,
+            name: &self.daemon_name(i),
+            config,
+            port,
+            prefix: self.exec_prefix(i),
+            env,
+        })
     }
 
     /// Runs `f` on a thread inside host `i`'s namespace and returns its result; sockets it

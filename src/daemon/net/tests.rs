@@ -46,7 +46,7 @@ fn loopback_daemons_each_in_a_segment_use_unicast() {
 #[test]
 fn segment_with_peers_broadcasts_and_other_segments_get_unicasts() {
     let c = config(
-        "Spread_Segment 10.1.0.255:4803 {\n a 10.1.0.1 { D 10.1.0.1 D 10.2.0.1 C 10.1.0.1 }\n b 10.1.0.2\n }\n\
+        "Spread_Segment 10.1.0.255:4803 {\n a 10.1.0.1 { D 10.2.0.1 D 10.1.0.1 C 10.1.0.1 }\n b 10.1.0.2\n }\n\
          Spread_Segment 10.3.0.255:4803 { c 10.3.0.1 }\n",
     );
     let a = Links::from_config(&c, 0, 0);
@@ -54,7 +54,7 @@ fn segment_with_peers_broadcasts_and_other_segments_get_unicasts() {
     assert_eq!(a.segment_cast, Some(SegmentCast::Broadcast(ip("10.1.0.255"))));
     assert_eq!(a.peers.len(), 2);
     assert!(a.peers[0].by_segment_cast && !a.peers[1].by_segment_cast);
-    // b sends to a's first daemon interface; a's datagrams may come from either.
+    // b sends to a's address; a's datagrams may come from either of its interfaces.
     let b = Links::from_config(&c, 0, 1);
     assert_eq!(b.peers[0].address, "10.1.0.1:4803".parse().unwrap());
     assert_eq!(b.peers[0].sources, vec![ip("10.1.0.1"), ip("10.2.0.1")]);
