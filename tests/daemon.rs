@@ -319,4 +319,18 @@ fn daemons_of_one_configuration_run_side_by_side() {
         let endpoint = format!("UDP port {} on [{address}], 2 peers, unicast only", d.port);
         assert!(d.log().contains(&endpoint), "{}", d.log());
     }
+    // A datagram from an address outside the configuration is read, dropped and counted.
+    let d1 = &mut cluster.daemons[0];
+    let stranger = std::net::UdpSocket::bind("127.0.0.200:0").unwrap();
+    stranger
+        .send_to(b"let me in", (loopback_address(0), d1.port))
+        .unwrap();
+    // Let the daemon's loop come round before it is asked to stop.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(d1.terminate(Duration::from_secs(5)).success());
+    assert!(
+        d1.log().contains("received: 0, unknown_sender: 1,"),
+        "{}",
+        d1.log()
+    );
 }
