@@ -17,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use support::{free_port, Daemon, DaemonKind, TempDir};
+use support::{built_library, free_port, Daemon, DaemonKind, TempDir};
 
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -54,15 +54,7 @@ fn build() -> Build {
     let (libdir, links) = match env_path("SPREAD_TEST_LIBDIR") {
         Some(dir) => (dir, None),
         None => {
-            // `cargo test` leaves the cdylib in deps/ beside this test binary (only
-            // `cargo build` copies it up to target/<profile>/, where it may be stale).
-            let exe = std::env::current_exe().expect("test binary path");
-            let deps = exe.parent().expect("deps directory");
-            let built = [deps, deps.parent().expect("profile directory")]
-                .iter()
-                .map(|dir| dir.join("libspread.so"))
-                .find(|lib| lib.exists())
-                .expect("libspread.so built beside the test binary");
+            let built = built_library();
             // Programs link against -lspread and load the SONAME libspread.so.3.
             let links = TempDir::new("ctest-lib");
             symlink(&built, links.path().join("libspread.so")).expect("symlink libspread.so");

@@ -1,9 +1,9 @@
 //! Starts the built `spread` daemon and speaks the client protocol to it over its Unix socket.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use spread::wire::handshake::{encode_auth_choice, encode_connect_request};
@@ -13,79 +13,30 @@ use spread::wire::{
     Header, AGREED_MESS, CAUSED_BY_DISCONNECT, CAUSED_BY_JOIN, FIFO_MESS, HEADER_LEN, JOIN_MESS, KILL_MESS,
     NAME_LEN, REG_MEMB_MESS, SAFE_MESS, SELF_DISCARD,
 };
+use support::cluster::{daemon_name, loopback_address, Cluster};
+use support::{Daemon, DaemonKind};
 
-/// A daemon on its own port and socket directory; killed when dropped.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
+fn start(extra_config: &str) -> Daemon {
+    Daemon::start_with(&DaemonKind::ours(), extra_config)
 }
 
-impl Daemon {
-    fn start(extra_config: &str) -> Daemon {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("spread-test-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf = dir.join("spread.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "Spread_Segment 127.255.255.255:{port} {{\n localhost 127.0.0.1 {{ 127.0.0.1 }}\n}}\n{extra_config}\n"
-            ),
-        )
+fn connect(d: &Daemon) -> UnixStream {
+    let s = UnixStream::connect(d.socket_path()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// A session through the whole handshake; returns it and its private group name.
+fn session(d: &Daemon, name: &str, membership: bool) -> (UnixStream, Vec<u8>) {
+    let mut s = connect(d);
+    s.write_all(&encode_connect_request(name.as_bytes(), membership, 0))
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_spread"))
-            .arg("-c")
-            .arg(&conf)
-            .env("SPREAD_SOCKET_DIR", &dir)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let daemon = Daemon { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !daemon.socket_path().exists() {
-            assert!(Instant::now() < deadline, "daemon did not create its socket");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        daemon
-    }
-
-    fn socket_path(&self) -> PathBuf {
-        self.dir.join(self.port.to_string())
-    }
-
-    fn connect(&self) -> UnixStream {
-        let s = UnixStream::connect(self.socket_path()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s
-    }
-
-    /// A session through the whole handshake; returns it and its private group name.
-    fn session(&self, name: &str, membership: bool) -> (UnixStream, Vec<u8>) {
-        let mut s = self.connect();
-        s.write_all(&encode_connect_request(name.as_bytes(), membership, 0))
-            .unwrap();
-        assert_eq!(read_exact(&mut s, 6), b"\x05NULL ");
-        s.write_all(&encode_auth_choice(&[b"NULL"])).unwrap();
-        let head = read_exact(&mut s, 5);
-        assert_eq!(head[..4], [1, 5, 0, 1]);
-        let pg = read_exact(&mut s, head[4] as usize);
-        (s, pg)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    assert_eq!(read_exact(&mut s, 6), b"\x05NULL ");
+    s.write_all(&encode_auth_choice(&[b"NULL"])).unwrap();
+    let head = read_exact(&mut s, 5);
+    assert_eq!(head[..4], [1, 5, 0, 1]);
+    let pg = read_exact(&mut s, head[4] as usize);
+    (s, pg)
 }
 
 fn read_exact(s: &mut impl Read, n: usize) -> Vec<u8> {
@@ -147,8 +98,8 @@ fn drained_to_eof(s: &mut UnixStream) -> usize {
 
 #[test]
 fn handshake_join_multicast_and_membership_bytes() {
-    let d = Daemon::start("");
-    let (mut alice, pa) = d.session("alice", true);
+    let d = start("");
+    let (mut alice, pa) = session(&d, "alice", true);
     assert_eq!(pa, b"#alice#localhost");
 
     alice
@@ -180,7 +131,7 @@ fn handshake_join_multicast_and_membership_bytes() {
     assert_eq!(receive(&mut alice).1, largest);
 
     // Bob (an invented name, no notices) joins: alice sees both members in name order.
-    let (mut bob, pb) = d.session("", false);
+    let (mut bob, pb) = session(&d, "", false);
     assert!(pb.starts_with(b"#r") && pb.ends_with(b"#localhost"));
     bob.write_all(&message(JOIN_MESS, &pb, &[b"g1"], 0, b"")).unwrap();
     let (h, bytes) = receive(&mut alice);
@@ -209,9 +160,9 @@ fn handshake_join_multicast_and_membership_bytes() {
 
 #[test]
 fn malformed_request_ends_only_that_session() {
-    let d = Daemon::start("");
-    let (mut alice, pa) = d.session("alice", true);
-    let (mut mallory, pm) = d.session("mallory", false);
+    let d = start("");
+    let (mut alice, pa) = session(&d, "alice", true);
+    let (mut mallory, pm) = session(&d, "mallory", false);
     alice
         .write_all(&message(JOIN_MESS, &pa, &[b"g"], 0, b""))
         .unwrap();
@@ -231,11 +182,11 @@ fn malformed_request_ends_only_that_session() {
     assert_eq!(name_text(&bytes[bytes.len() - NAME_LEN..]), pm.as_slice());
 
     // A sender field that is not the session's own, and garbage, likewise.
-    let (mut eve, _) = d.session("eve", false);
+    let (mut eve, _) = session(&d, "eve", false);
     eve.write_all(&message(AGREED_MESS, b"#alice#localhost", &[b"g"], 0, b""))
         .unwrap();
     assert_eq!(drained_to_eof(&mut eve), 0);
-    let (mut junk, _) = d.session("junk", false);
+    let (mut junk, _) = session(&d, "junk", false);
     junk.write_all(&[0xff; 200]).unwrap();
     assert_eq!(drained_to_eof(&mut junk), 0);
 
@@ -243,28 +194,28 @@ fn malformed_request_ends_only_that_session() {
     let m = message(AGREED_MESS, &pa, &[b"g"], 3, b"still here");
     alice.write_all(&m).unwrap();
     assert_eq!(receive(&mut alice).1, m);
-    let (_, again) = d.session("mallory", false);
+    let (_, again) = session(&d, "mallory", false);
     assert_eq!(again, b"#mallory#localhost");
 }
 
 #[test]
 fn handshake_refusals() {
-    let d = Daemon::start("");
-    let (_alice, _) = d.session("alice", false);
-    let mut dup = d.connect();
+    let d = start("");
+    let (_alice, _) = session(&d, "alice", false);
+    let mut dup = connect(&d);
     dup.write_all(&encode_connect_request(b"alice", false, 0))
         .unwrap();
     assert_eq!(read_exact(&mut dup, 1), [0xfa]);
-    let mut bad = d.connect();
+    let mut bad = connect(&d);
     bad.write_all(&[5, 0, 1, 0, 2, b'a', b' ']).unwrap();
     assert_eq!(read_exact(&mut bad, 1), [0xfb]);
-    let mut auth = d.connect();
+    let mut auth = connect(&d);
     auth.write_all(&encode_connect_request(b"x", false, 0)).unwrap();
     assert_eq!(read_exact(&mut auth, 6), b"\x05NULL ");
     auth.write_all(&encode_auth_choice(&[b"PWORD"])).unwrap();
     assert_eq!(read_exact(&mut auth, 1), [0xf7]);
     // Silent for a second: closed without a reply.
-    let mut silent = d.connect();
+    let mut silent = connect(&d);
     let started = Instant::now();
     assert_eq!(drained_to_eof(&mut silent), 0);
     let waited = started.elapsed();
@@ -276,9 +227,9 @@ fn handshake_refusals() {
 
 #[test]
 fn session_that_stops_reading_is_cut_off() {
-    let d = Daemon::start("MaxSessionMessages = 20");
-    let (mut alice, pa) = d.session("alice", true);
-    let (mut carol, pc) = d.session("carol", false);
+    let d = start("MaxSessionMessages = 20");
+    let (mut alice, pa) = session(&d, "alice", true);
+    let (mut carol, pc) = session(&d, "carol", false);
     carol
         .write_all(&message(JOIN_MESS, &pc, &[b"g2"], 0, b""))
         .unwrap();
@@ -303,9 +254,9 @@ fn session_that_stops_reading_is_cut_off() {
 
 #[test]
 fn slow_reader_slows_the_sender_instead_of_being_cut_off() {
-    let d = Daemon::start("MaxSessionMessages = 100");
-    let (mut alice, pa) = d.session("alice", false);
-    let (mut bob, pb) = d.session("bob", false);
+    let d = start("MaxSessionMessages = 100");
+    let (mut alice, pa) = session(&d, "alice", false);
+    let (mut bob, pb) = session(&d, "bob", false);
     bob.write_all(&message(JOIN_MESS, &pb, &[b"g"], 0, b"")).unwrap();
     alice
         .write_all(&message(JOIN_MESS, &pa, &[b"g"], 0, b""))
@@ -330,8 +281,8 @@ fn slow_reader_slows_the_sender_instead_of_being_cut_off() {
 
 #[test]
 fn tcp_clients_are_served() {
-    let d = Daemon::start("");
-    let (mut unix, pu) = d.session("unix", false);
+    let d = start("");
+    let (mut unix, pu) = session(&d, "unix", false);
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     tcp.write_all(&encode_connect_request(b"tcp", true, 0)).unwrap();
@@ -350,18 +301,36 @@ fn tcp_clients_are_served() {
 
 #[test]
 fn exit_signal_removes_socket() {
-    let mut d = Daemon::start("");
+    let mut d = start("");
     let path = d.socket_path();
-    // SAFETY: plain kill(2) on the child we started.
-    assert_eq!(unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = d.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "daemon did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success());
+    assert!(d.terminate(Duration::from_secs(5)).success());
     assert!(!path.exists());
+}
+
+#[test]
+fn daemons_of_one_configuration_run_side_by_side() {
+    let mut cluster = Cluster::start(&DaemonKind::ours(), 3, "");
+    for (i, d) in cluster.daemons.iter_mut().enumerate() {
+        assert!(d.is_running());
+        let (_s, pg) = session(d, "alice", false);
+        assert_eq!(pg, format!("#alice#{}", daemon_name(i)).as_bytes());
+        // Each daemon's UDP endpoint is its own address, and knows the two others.
+        let address = loopback_address(i);
+        let endpoint = format!("UDP port {} on [{address}], 2 peers, unicast only", d.port);
+        assert!(d.log().contains(&endpoint), "{}", d.log());
+    }
+    // A datagram from an address outside the configuration is read, dropped and counted.
+    let d1 = &mut cluster.daemons[0];
+    let stranger = std::net::UdpSocket::bind("127.0.0.200:0").unwrap();
+    stranger
+        .send_to(b"let me in", (loopback_address(0), d1.port))
+        .unwrap();
+    // Let the daemon's loop come round before it is asked to stop.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(d1.terminate(Duration::from_secs(5)).success());
+    assert!(
+        d1.log().contains("received: 0, unknown_sender: 1,"),
+        "{}",
+        d1.log()
+    );
 }

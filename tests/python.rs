@@ -1,27 +1,18 @@
 //! Runs the Python module's unittest suite (python/tests) with our library against our daemon,
 //! which the suite starts itself from `SPREAD_DAEMON_BIN` on a free loopback port.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 
-/// The cdylib cargo built with this test: `cargo test` leaves it in deps/ beside the test
-/// binary (only `cargo build` copies it up to target/<profile>/, where it may be stale).
-fn built_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps directory");
-    [deps, deps.parent().expect("profile directory")]
-        .iter()
-        .map(|dir| dir.join("libspread.so"))
-        .find(|lib| lib.exists())
-        .expect("libspread.so built beside the test binary")
-}
+use support::{built_library, free_port};
 
 #[test]
 fn python_module_suite() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // Each test binary runs alone, but other test binaries' daemons may hold low ports: start
-    // the search at a port derived from this process.
-    let first_port = 31_000 + (std::process::id() % 1000) * 2;
+    // The suite searches upwards from here for ports its daemons can use.
+    let first_port = free_port();
     let output = Command::new("python3")
         .args(["-m", "unittest", "discover", "-s", "python/tests", "-t", "python"])
         .current_dir(root)

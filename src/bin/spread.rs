@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use spread::config::Config;
+use spread::daemon::net::Links;
 use spread::daemon::{local_addresses, run, socket_dir_from_env, AuthPolicy, Settings};
 use spread::groups::ConfigurationId;
 
@@ -114,6 +115,7 @@ fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
             allowed: options.allowed_auth_methods.clone(),
             required: options.required_auth_methods.clone(),
         },
+        links: Links::from_config(config, seg, idx),
     })
 }
 

@@ -1,9 +1,12 @@
-//! The daemon's I/O: client listeners, the event loop, and each connection's handshake and
-//! message stream. Everything about the protocol itself is decided by [`crate::node`].
+//! The daemon's I/O: client listeners, the UDP endpoint towards other daemons, the event loop,
+//! and each connection's handshake and message stream. Everything about the protocol itself is
+//! decided by [`crate::node`].
 
 mod admission;
 mod endpoints;
+pub mod faults;
 mod handshake;
+pub mod net;
 mod outqueue;
 mod reader;
 mod sys;
@@ -24,6 +27,8 @@ use socket2::Socket;
 use crate::groups::{ConfigurationId, DaemonIndex, SessionId};
 use crate::node::{ClientRequest, Node, Output};
 use crate::wire::handshake::ConnectRequest;
+use faults::FaultLayer;
+use net::{Links, NetEndpoint};
 use outqueue::OutQueue;
 use reader::RequestReader;
 use sys::{Epoll, ExitSignals, Interest, Ready};
@@ -46,6 +51,8 @@ pub struct Settings {
     /// Undelivered messages a session may have queued before it is cut off.
     pub max_session_messages: usize,
     pub auth: AuthPolicy,
+    /// This daemon's place among the configured daemons.
+    pub links: Links,
 }
 
 /// The directory of Unix sockets: `SPREAD_SOCKET_DIR` if set and not empty, else `/tmp`.
@@ -65,6 +72,8 @@ pub fn run(settings: Settings) -> io::Result<()> {
 const SIGNAL_TOKEN: u64 = u64::MAX;
 /// Listener `i` has token `LISTENER_TOKEN - i`; connections have their slot index.
 const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// Daemon-network socket `i` has token `NET_TOKEN - i` (below every listener's).
+const NET_TOKEN: u64 = LISTENER_TOKEN - 64;
 
 /// Where a client connection stands.
 enum State {
@@ -102,6 +111,7 @@ struct Daemon {
     _signals: ExitSignals,
     listeners: Vec<Socket>,
     unix_path: PathBuf,
+    net: NetEndpoint,
     conns: Vec<Option<Conn>>,
     free_slots: Vec<usize>,
     open_conns: usize,
@@ -132,6 +142,11 @@ impl Daemon {
         let epoll = Epoll::new()?;
         epoll.add(signals.raw_fd(), SIGNAL_TOKEN, Interest::READ)?;
 
+        let faults = FaultLayer::from_env().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let net = NetEndpoint::open(settings.links.clone(), faults)?;
+        for (i, fd) in net.raw_fds().enumerate() {
+            epoll.add(fd, NET_TOKEN - i as u64, Interest::READ)?;
+        }
         let mut listeners = Vec::new();
         for address in &settings.client_addresses {
             listeners.push(endpoints::tcp_listener(SocketAddr::new(*address, settings.port))?);
@@ -161,6 +176,7 @@ impl Daemon {
             _signals: signals,
             listeners,
             unix_path,
+            net,
             conns: Vec::new(),
             free_slots: Vec::new(),
             open_conns: 0,
@@ -187,10 +203,14 @@ impl Daemon {
                 match r.token {
                     SIGNAL_TOKEN => {
                         log::info!("exit signal received, shutting down");
+                        log::info!("daemon network: {:?}", self.net.stats());
                         return Ok(());
                     }
                     t if t > LISTENER_TOKEN - self.listeners.len() as u64 => {
                         self.accept_all((LISTENER_TOKEN - t) as usize)
+                    }
+                    t if t > NET_TOKEN - self.net.raw_fds().count() as u64 && t <= NET_TOKEN => {
+                        self.receive_datagrams((NET_TOKEN - t) as usize)
                     }
                     t => {
                         let slot = t as usize;
@@ -206,6 +226,7 @@ impl Daemon {
             }
             self.run_backlog();
             let now = Instant::now();
+            self.net.send_due(now);
             self.expire_handshakes(now);
             self.flush_dirty();
             self.resume_paused(now);
@@ -213,8 +234,7 @@ impl Daemon {
     }
 
     /// No wait while work is left (a connection failed late in the round, or left-over
-    /// requests can run); else until the earliest connect-request deadline or end of a
-    /// pause, or forever without one.
+    /// requests can run); else until the next deadline, or forever without one.
     fn wait_timeout_ms(&self) -> i32 {
         let runnable = |&slot: &usize| {
             self.conns[slot]
@@ -225,19 +245,36 @@ impl Daemon {
         if work_left || self.backlog.iter().any(runnable) {
             return 0;
         }
-        if self.awaiting_requests == 0 && self.paused.is_empty() {
-            return -1;
-        }
-        let now = Instant::now();
-        self.conns
-            .iter()
+        sys::timeout_ms(self.next_deadline(), Instant::now())
+    }
+
+    /// The earliest of: a connect-request deadline, the end of a pause, a datagram held back
+    /// by the test fault layer.
+    fn next_deadline(&self) -> Option<Instant> {
+        let connections = if self.awaiting_requests == 0 && self.paused.is_empty() {
+            None
+        } else {
+            self.conns
+                .iter()
+                .flatten()
+                .filter_map(|c| match c.state {
+                    State::AwaitRequest { deadline } => Some(deadline),
+                    _ => c.paused_until,
+                })
+                .min()
+        };
+        [connections, self.net.next_deadline()]
+            .into_iter()
             .flatten()
-            .filter_map(|c| match c.state {
-                State::AwaitRequest { deadline } => Some(deadline),
-                _ => c.paused_until,
-            })
             .min()
-            .map_or(-1, |t| t.saturating_duration_since(now).as_millis() as i32 + 1)
+    }
+
+    /// Reads datagrams from daemon-network socket `index`. No protocol consumes them yet:
+    /// they are counted (see [`NetEndpoint::stats`]) and dropped.
+    fn receive_datagrams(&mut self, index: usize) {
+        self.net.receive(index, &mut |d| {
+            log::trace!("{} bytes from daemon {:#x}", d.bytes.len(), d.from)
+        });
     }
 
     /// Closes a connection; a session it carried is reported to the node by `dispatch`.

@@ -1,7 +1,9 @@
 //! Thin safe wrappers over the Linux calls the event loop needs: epoll and a signalfd.
 
 use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -115,6 +117,127 @@ impl Epoll {
     }
 }
 
+/// The epoll timeout that wakes up at `deadline` (rounded up to whole milliseconds, so the
+/// wake-up is never early); -1 (no limit) without a deadline.
+pub fn timeout_ms(deadline: Option<Instant>, now: Instant) -> i32 {
+    match deadline {
+        None => -1,
+        Some(t) => {
+            let wait = t.saturating_duration_since(now);
+            let ms = wait.as_millis() + u128::from(wait.subsec_nanos() % 1_000_000 != 0);
+            i32::try_from(ms).unwrap_or(i32::MAX)
+        }
+    }
+}
+
+/// Receive buffers for up to `slots` datagrams read by one recvmmsg(2).
+pub struct DatagramBatch {
+    /// `slots` buffers of `slot_len` bytes, one after the other.
+    buffers: Vec<u8>,
+    slot_len: usize,
+    sources: Vec<libc::sockaddr_storage>,
+    /// Per datagram received: its length and whether it was cut to fit its buffer.
+    received: Vec<(usize, bool)>,
+}
+
+impl DatagramBatch {
+    pub fn new(slots: usize, slot_len: usize) -> DatagramBatch {
+        DatagramBatch {
+            buffers: vec![0; slots * slot_len],
+            slot_len,
+            // SAFETY: sockaddr_storage is plain data for which all zero bytes are valid.
+            sources: vec![unsafe { std::mem::zeroed() }; slots],
+            received: Vec::with_capacity(slots),
+        }
+    }
+
+    /// Reads the datagrams waiting on the non-blocking socket `fd`, as many as there are
+    /// slots; returns how many (0: none was waiting).
+    pub fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.received.clear();
+        let slots = self.sources.len();
+        let mut iovecs: Vec<libc::iovec> = self
+            .buffers
+            .chunks_exact_mut(self.slot_len)
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut headers: Vec<libc::mmsghdr> = iovecs
+            .iter_mut()
+            .zip(self.sources.iter_mut())
+            .map(|(iov, source)| {
+                // SAFETY: msghdr is plain data; all zero is a valid empty header.
+                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+                h.msg_name = (source as *mut libc::sockaddr_storage).cast();
+                h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_iov = iov;
+                h.msg_iovlen = 1;
+                libc::mmsghdr {
+                    msg_hdr: h,
+                    msg_len: 0,
+                }
+            })
+            .collect();
+        // SAFETY: `headers` holds `slots` entries whose name and iovec pointers refer to
+        // `self.sources`, `iovecs` and `self.buffers`, all alive and unmoved during the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                headers.as_mut_ptr(),
+                slots as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(0)
+            } else {
+                Err(e)
+            };
+        }
+        self.received.extend(headers[..n as usize].iter().map(|h| {
+            let cut = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            (h.msg_len as usize, cut)
+        }));
+        Ok(n as usize)
+    }
+
+    /// Datagram `i` of the last [`DatagramBatch::receive`]: its source (`None` if not an IP
+    /// address), its bytes, and whether it was longer than its buffer (then cut).
+    pub fn datagram(&self, i: usize) -> (Option<SocketAddr>, &[u8], bool) {
+        let (len, cut) = self.received[i];
+        let bytes = &self.buffers[i * self.slot_len..][..len.min(self.slot_len)];
+        (socket_addr(&self.sources[i]), bytes, cut)
+    }
+}
+
+fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large
+            // and aligned enough for.
+            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
 /// SIGINT and SIGTERM as a readable descriptor (the signals are blocked for the process, so
 /// create this before any thread starts).
 pub struct ExitSignals {
@@ -192,4 +315,50 @@ pub fn local_addresses() -> io::Result<Vec<std::net::IpAddr>> {
     // SAFETY: `list` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_round_up_to_the_deadline() {
+        let now = Instant::now();
+        let at = |micros| timeout_ms(Some(now + Duration::from_micros(micros)), now);
+        assert_eq!(timeout_ms(None, now), -1);
+        assert_eq!(timeout_ms(Some(now - Duration::from_secs(1)), now), 0);
+        assert_eq!((at(0), at(1), at(1000), at(1001), at(2500)), (0, 1, 1, 2, 3));
+        assert_eq!(
+            timeout_ms(Some(now + Duration::from_secs(1 << 40)), now),
+            i32::MAX
+        );
+    }
+
+    #[test]
+    fn batches_of_datagrams_with_their_sources() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        let to = receiver.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut batch = DatagramBatch::new(4, 8);
+        assert_eq!(batch.receive(receiver.as_raw_fd()).unwrap(), 0);
+        for i in 0..6u8 {
+            sender.send_to(&[i; 3], to).unwrap();
+        }
+        sender.send_to(&[9; 20], to).unwrap();
+        assert_eq!(batch.receive(receiver.as_raw_fd()).unwrap(), 4);
+        for i in 0..4u8 {
+            assert_eq!(
+                batch.datagram(usize::from(i)),
+                (Some(sender.local_addr().unwrap()), &[i; 3][..], false)
+            );
+        }
+        assert_eq!(batch.receive(receiver.as_raw_fd()).unwrap(), 3);
+        assert_eq!(batch.datagram(1).1, [5; 3]);
+        // Longer than its slot: cut, and said so.
+        assert_eq!(batch.datagram(2).1, [9; 8]);
+        assert!(batch.datagram(2).2);
+        assert_eq!(batch.receive(receiver.as_raw_fd()).unwrap(), 0);
+    }
 }

@@ -1,12 +1,21 @@
-//! Shared by integration tests that run real daemons: temporary directories, free loopback
-//! ports, and a daemon process that is killed when dropped, even if the test panics.
+//! Shared by integration tests and benchmarks that run real daemons: temporary directories,
+//! free loopback ports, a daemon process that is killed when dropped, even if the test panics,
+//! several daemons sharing one configuration ([`cluster`]), and network namespaces on a bridge
+//! ([`netns`]).
 
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
+
+pub mod cluster;
+pub mod netns;
+
+use std::ffi::OsString;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -43,10 +52,14 @@ impl Drop for TempDir {
     }
 }
 
-fn is_free(port: u16) -> bool {
-    let tcp = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let udp = |p: u16| UdpSocket::bind(("127.0.0.1", p)).is_ok();
-    tcp(port) && udp(port) && udp(port + 1)
+fn is_free(port: u16, addresses: &[IpAddr]) -> bool {
+    let tcp = |a: IpAddr, p: u16| TcpListener::bind((a, p)).is_ok();
+    let udp = |a: IpAddr, p: u16| UdpSocket::bind((a, p)).is_ok();
+    // An original daemon killed without clean-up leaves /tmp/P behind and cannot reuse it.
+    !Path::new("/tmp").join(port.to_string()).exists()
+        && addresses
+            .iter()
+            .all(|&a| tcp(a, port) && udp(a, port) && udp(a, port + 1))
 }
 
 /// The ports tests may use: `SPREAD_TEST_PORTS=LOW-HIGH` if set, else 20000-39999.
@@ -61,17 +74,22 @@ fn port_range() -> (u16, u16) {
     }
 }
 
-/// A port P with TCP P and UDP P and P+1 free on 127.0.0.1 (a daemon binds all three).
-/// Candidates step by 2 from a start derived from the process id, so parallel tests and
-/// processes rarely collide.
+/// A port P with TCP P and UDP P and P+1 free on 127.0.0.1 (a daemon binds all three; the
+/// original uses P+1 for its token).
 pub fn free_port() -> u16 {
+    free_port_on(&[IpAddr::V4(Ipv4Addr::LOCALHOST)])
+}
+
+/// A port P with TCP P and UDP P and P+1 free on every address given. Candidates step by 2
+/// from a start derived from the process id, so parallel tests and processes rarely collide.
+pub fn free_port_on(addresses: &[IpAddr]) -> u16 {
     let (low, high) = port_range();
     let pairs = u32::from(high - low) / 2;
     let start = std::process::id().wrapping_mul(7919);
     for _ in 0..pairs.min(5000) {
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
         let port = low + (start.wrapping_add(n) % pairs) as u16 * 2;
-        if is_free(port) {
+        if is_free(port, addresses) {
             return port;
         }
     }
@@ -90,6 +108,29 @@ pub struct DaemonKind {
 }
 
 impl DaemonKind {
+    /// Our `spread` binary, as cargo built it for this test or benchmark.
+    pub fn ours() -> DaemonKind {
+        DaemonKind {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_spread")),
+            original: false,
+            socket_dir: None,
+        }
+    }
+
+    /// Lines the original needs in its configuration (ours accepts them), with its runtime
+    /// directory under `dir`; nothing for ours.
+    fn config_lines(&self, dir: &Path) -> String {
+        if !self.original {
+            return String::new();
+        }
+        let runtime = dir.join("runtime");
+        fs::create_dir_all(&runtime).expect("runtime dir");
+        format!(
+            "RuntimeDir = {}\nDaemonUser = root\nDaemonGroup = root\n",
+            runtime.display()
+        )
+    }
+
     /// The socket directory every daemon of this kind must use, if not a fresh one.
     pub fn fixed_socket_dir(&self) -> Option<PathBuf> {
         self.socket_dir
@@ -98,58 +139,116 @@ impl DaemonKind {
     }
 }
 
-/// A running daemon named `localhost` on a fresh port, with its own socket directory.
+/// How to start one daemon of a configuration.
+pub struct Launch<'a> {
+    pub kind: &'a DaemonKind,
+    /// Its name in the configuration (`-n`).
+    pub name: &'a str,
+    pub config: &'a Path,
+    /// Port of its segment (its Unix socket's name).
+    pub port: u16,
+    /// Words run before the program, e.g. `ip netns exec NS`.
+    pub prefix: Vec<OsString>,
+    /// Extra environment, e.g. `SPREAD_TEST_FAULTS`.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// A running daemon with its own directory (log, and socket unless the kind fixes it).
 pub struct Daemon {
     child: Child,
+    pub name: String,
     pub port: u16,
     pub socket_dir: PathBuf,
     log: PathBuf,
     dir: TempDir,
+    /// The configuration's directory when the daemon has it to itself.
+    config_dir: Option<TempDir>,
 }
 
 impl Daemon {
-    /// Starts the daemon and waits until it echoes a message back to a fresh session.
+    /// Starts a daemon named `localhost` on a fresh port and waits until it echoes a message
+    /// back to a fresh session.
     pub fn start(kind: &DaemonKind) -> Daemon {
-        let dir = TempDir::new("daemon");
+        Self::start_with(kind, "")
+    }
+
+    /// Like [`Daemon::start`] with `extra` appended to the configuration (options).
+    pub fn start_with(kind: &DaemonKind, extra: &str) -> Daemon {
+        let dir = TempDir::new("conf");
         let port = free_port();
         let conf = dir.path().join("spread.conf");
-        let socket_dir = kind
-            .fixed_socket_dir()
-            .unwrap_or_else(|| dir.path().to_path_buf());
-        let text = if kind.original {
-            let runtime = dir.path().join("runtime");
-            fs::create_dir_all(&runtime).expect("runtime dir");
-            format!(
-                "Spread_Segment 127.255.255.255:{port} {{ localhost 127.0.0.1 {{ 127.0.0.1 }} }}\n\
-                 RuntimeDir = {}\nDaemonUser = root\nDaemonGroup = root\n",
-                runtime.display()
-            )
+        let segment = if kind.original {
+            format!("Spread_Segment 127.255.255.255:{port} {{ localhost 127.0.0.1 {{ 127.0.0.1 }} }}\n")
         } else {
             format!("Spread_Segment 127.255.255.255:{port} {{ localhost 127.0.0.1 }}\n")
         };
+        let text = format!("{segment}{}{extra}\n", kind.config_lines(dir.path()));
         fs::write(&conf, text).expect("write config");
+        let mut daemon = Self::launch(Launch {
+            kind,
+            name: "localhost",
+            config: &conf,
+            port,
+            prefix: Vec::new(),
+            env: Vec::new(),
+        });
+        daemon.config_dir = Some(dir);
+        daemon
+    }
+
+    /// Starts one daemon as `launch` says and waits until it serves clients.
+    pub fn launch(launch: Launch<'_>) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let socket_dir = launch
+            .kind
+            .fixed_socket_dir()
+            .unwrap_or_else(|| dir.path().to_path_buf());
         let log = dir.path().join("daemon.log");
         let out = fs::File::create(&log).expect("daemon log");
-        let child = Command::new(&kind.program)
+        let mut words = launch.prefix.clone();
+        words.push(launch.kind.program.clone().into());
+        let child = Command::new(&words[0])
+            .args(&words[1..])
             .arg("-n")
-            .arg("localhost")
+            .arg(launch.name)
             .arg("-c")
-            .arg(&conf)
+            .arg(launch.config)
             .env("SPREAD_SOCKET_DIR", &socket_dir)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log handle"))
             .stderr(out)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.program.display()));
+            .unwrap_or_else(|e| panic!("cannot start {words:?}: {e}"));
         let mut daemon = Daemon {
             child,
-            port,
+            name: launch.name.to_string(),
+            port: launch.port,
             socket_dir,
             log,
             dir,
+            config_dir: None,
         };
         daemon.wait_ready(Duration::from_secs(30));
         daemon
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the daemon to exit.
+    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        // SAFETY: kill(2) on the child we started and have not reaped.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the daemon") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit within {limit:?}");
+            sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn socket_path(&self) -> PathBuf {
@@ -171,7 +270,11 @@ impl Daemon {
         let mut last_error = String::from("never tried");
         while Instant::now() < deadline {
             if !self.is_running() {
-                panic!("daemon exited during start-up; log:\n{}", self.log());
+                panic!(
+                    "daemon {} exited during start-up; log:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             match self.echo_probe() {
                 Ok(()) => return,
@@ -243,4 +346,16 @@ impl Drop for Daemon {
             let _ = fs::remove_file(self.socket_path());
         }
     }
+}
+
+/// The cdylib cargo built with this test: `cargo test` leaves it in deps/ beside the test
+/// binary (only `cargo build` copies it up to target/<profile>/, where it may be stale).
+pub fn built_library() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let deps = exe.parent().expect("deps directory");
+    [deps, deps.parent().expect("profile directory")]
+        .iter()
+        .map(|dir| dir.join("libspread.so"))
+        .find(|lib| lib.exists())
+        .expect("libspread.so built beside the test binary")
 }

@@ -1,0 +1,395 @@
+//! The daemon's UDP endpoint towards the other daemons on network 0 (the segments of the
+//! configuration): which sockets to open, where each datagram goes, and which received ones
+//! come from a configured daemon.
+//!
+//! Sockets: one per daemon interface address of this daemon, bound to that address and the
+//! segment port (specific addresses, never the wildcard, so that several daemons can share a
+//! host on 127.0.0.x); datagrams leave through the first. When this daemon's segment has other
+//! daemons and a segment address usable for sending (multicast, or a broadcast address that is
+//! not loopback), one more socket is bound to that address, since Linux hands broadcasts only
+//! to sockets bound to the broadcast address or the wildcard; a multicast address is joined on
+//! every interface address. Otherwise everything goes by unicast.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::faults::{FaultLayer, FaultStats};
+use super::sys::DatagramBatch;
+use crate::config::{Config, DaemonEntry};
+
+/// The network id of the segments (multipath networks would be 1..).
+pub const SEGMENT_NETWORK: u8 = 0;
+/// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max).
+const SOCKET_BUFFER: usize = 4 << 20;
+/// Largest datagram received whole; daemon packets fit one MTU, so a longer one is not ours.
+const MAX_DATAGRAM: usize = 9_216;
+/// Datagrams read by one system call.
+const RECEIVE_BATCH: usize = 32;
+/// Batches read from one socket per turn, so that clients are served in between.
+const BATCHES_PER_TURN: usize = 2;
+
+/// How datagrams for every daemon of this daemon's segment are sent at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentCast {
+    Broadcast(IpAddr),
+    Multicast(IpAddr),
+}
+
+impl SegmentCast {
+    pub fn address(self) -> IpAddr {
+        match self {
+            SegmentCast::Broadcast(a) | SegmentCast::Multicast(a) => a,
+        }
+    }
+}
+
+/// Another configured daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u32,
+    /// Where unicasts to it go: its address and its segment's port.
+    pub address: SocketAddr,
+    /// Every address its datagrams may come from: its address, then its other daemon
+    /// interfaces.
+    pub sources: Vec<IpAddr>,
+    /// Reached by this daemon's segment broadcast or multicast.
+    pub by_segment_cast: bool,
+}
+
+/// This daemon's place on network 0, derived from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    pub me: u32,
+    pub port: u16,
+    /// Addresses to bind: this daemon's address (which sends), then its other daemon
+    /// interfaces.
+    pub local: Vec<IpAddr>,
+    pub segment_cast: Option<SegmentCast>,
+    /// The other daemons, in ring order.
+    pub peers: Vec<Peer>,
+    pub ignore_multicast_join_errors: bool,
+}
+
+/// Whether a segment address can carry one datagram to every daemon of the segment.
+fn usable_segment_cast(address: IpAddr, config: &Config) -> Option<SegmentCast> {
+    let is_daemon = config.daemons().any(|(_, _, d)| d.address == address);
+    if address.is_multicast() {
+        Some(SegmentCast::Multicast(address))
+    } else if address.is_ipv4() && !address.is_loopback() && !address.is_unspecified() && !is_daemon {
+        Some(SegmentCast::Broadcast(address))
+    } else {
+        // Loopback has no broadcast on Linux, IPv6 has none at all, and a daemon's own
+        // address reaches only that daemon.
+        None
+    }
+}
+
+/// A daemon's address, then its other daemon interfaces (the configuration requires the
+/// address among them).
+fn daemon_addresses(d: &DaemonEntry) -> Vec<IpAddr> {
+    let mut addresses = vec![d.address];
+    addresses.extend(d.daemon_interfaces.iter().filter(|&&a| a != d.address));
+    addresses
+}
+
+impl Links {
+    /// The links of daemon `index` of segment `segment`.
+    pub fn from_config(config: &Config, segment: usize, index: usize) -> Links {
+        let my_segment = &config.segments[segment];
+        let me = &my_segment.daemons[index];
+        let has_segment_peers = my_segment.daemons.len() > 1;
+        let segment_cast = has_segment_peers
+            .then(|| usable_segment_cast(my_segment.address, config))
+            .flatten();
+        let peers = config
+            .daemons()
+            .filter(|&(s, i, _)| (s, i) != (segment, index))
+            .map(|(s, _, d)| Peer {
+                id: d.id(),
+                address: SocketAddr::new(d.address, config.segments[s].port),
+                sources: daemon_addresses(d),
+                by_segment_cast: s == segment && segment_cast.is_some(),
+            })
+            .collect();
+        Links {
+            me: me.id(),
+            port: my_segment.port,
+            local: daemon_addresses(me),
+            segment_cast,
+            peers,
+            ignore_multicast_join_errors: config.options.ignore_multicast_join_errors,
+        }
+    }
+}
+
+/// One datagram from a configured daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received<'a> {
+    pub network: u8,
+    /// The daemon it came from, by its address (the packet's own sender field is the
+    /// protocol's to check).
+    pub from: u32,
+    pub bytes: &'a [u8],
+}
+
+/// What went through the endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    pub sent: u64,
+    pub send_errors: u64,
+    pub received: u64,
+    /// Dropped: from an address and port that is not a configured daemon's.
+    pub unknown_sender: u64,
+    /// Dropped: this daemon's own broadcast or multicast coming back.
+    pub own: u64,
+    pub receive_errors: u64,
+    /// Dropped: longer than any daemon packet.
+    pub oversized: u64,
+    pub faults: FaultStats,
+}
+
+/// The open sockets of [`Links`] and the send and receive paths over them.
+pub struct NetEndpoint {
+    links: Links,
+    /// Unicast sockets, one per local address (the first sends), then the segment-cast one.
+    sockets: Vec<UdpSocket>,
+    /// Source address of a datagram -> the daemon that sends from it.
+    senders: HashMap<SocketAddr, u32>,
+    own_sources: Vec<SocketAddr>,
+    faults: Option<FaultLayer>,
+    stats: NetStats,
+    batch: DatagramBatch,
+}
+
+fn udp_socket(address: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: a smaller buffer only means more loss under bursts.
+    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
+        log::warn!("SO_RCVBUF on {address}: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER) {
+        log::warn!("SO_SNDBUF on {address}: {e}");
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn bind(socket: &Socket, address: SocketAddr) -> io::Result<()> {
+    socket
+        .bind(&address.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("binding UDP {address}: {e}")))
+}
+
+impl NetEndpoint {
+    /// Opens the sockets of `links`; `faults` is the test-only fault layer, if any.
+    pub fn open(links: Links, faults: Option<FaultLayer>) -> io::Result<NetEndpoint> {
+        let mut sockets = Vec::new();
+        for &local in &links.local {
+            let socket = udp_socket(SocketAddr::new(local, links.port))?;
+            bind(&socket, SocketAddr::new(local, links.port))?;
+            sockets.push(socket);
+        }
+        if let Some(cast) = links.segment_cast {
+            let group = SocketAddr::new(cast.address(), links.port);
+            let receiver = udp_socket(group)?;
+            // Other daemons of this host on the same segment bind it too.
+            receiver.set_reuse_address(true)?;
+            bind(&receiver, group)?;
+            match cast {
+                SegmentCast::Broadcast(_) => sockets[0].set_broadcast(true)?,
+                SegmentCast::Multicast(IpAddr::V4(m)) => {
+                    for local in &links.local {
+                        if let IpAddr::V4(interface) = local {
+                            Self::join(&links, receiver.join_multicast_v4(&m, interface), group)?;
+                        }
+                    }
+                    if let IpAddr::V4(interface) = links.local[0] {
+                        sockets[0].set_multicast_if_v4(&interface)?;
+                    }
+                }
+                SegmentCast::Multicast(IpAddr::V6(m)) => {
+                    // The interface index is not in the configuration: the routing table picks.
+                    Self::join(&links, receiver.join_multicast_v6(&m, 0), group)?;
+                }
+            }
+            sockets.push(receiver);
+        }
+        let mut senders = HashMap::new();
+        for peer in &links.peers {
+            for &source in &peer.sources {
+                senders.insert(SocketAddr::new(source, peer.address.port()), peer.id);
+            }
+        }
+        let own_sources = links
+            .local
+            .iter()
+            .map(|&a| SocketAddr::new(a, links.port))
+            .collect();
+        log::info!(
+            "daemon network: UDP port {} on {:?}, {} peers, {}",
+            links.port,
+            links.local,
+            links.peers.len(),
+            match links.segment_cast {
+                Some(SegmentCast::Broadcast(a)) => format!("segment broadcast {a}"),
+                Some(SegmentCast::Multicast(a)) => format!("segment multicast {a}"),
+                None => "unicast only".to_string(),
+            }
+        );
+        Ok(NetEndpoint {
+            links,
+            sockets: sockets.into_iter().map(UdpSocket::from).collect(),
+            senders,
+            own_sources,
+            faults,
+            stats: NetStats::default(),
+            batch: DatagramBatch::new(RECEIVE_BATCH, MAX_DATAGRAM),
+        })
+    }
+
+    fn join(links: &Links, result: io::Result<()>, group: SocketAddr) -> io::Result<()> {
+        match result {
+            Err(e) if links.ignore_multicast_join_errors => {
+                log::warn!("joining {group}: {e} (ignored, as configured)");
+                Ok(())
+            }
+            Err(e) => Err(io::Error::new(e.kind(), format!("joining {group}: {e}"))),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// The descriptors to watch for reading, by index for [`NetEndpoint::receive`].
+    pub fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.sockets.iter().map(AsRawFd::as_raw_fd)
+    }
+
+    pub fn stats(&self) -> NetStats {
+        let faults = self.faults.as_ref().map(FaultLayer::stats).unwrap_or_default();
+        NetStats { faults, ..self.stats }
+    }
+
+    /// One datagram to every other daemon: one segment broadcast or multicast when usable,
+    /// unicasts to the rest.
+    pub fn send_all(&mut self, bytes: &[u8]) {
+        if let Some(cast) = self.links.segment_cast {
+            self.transmit(SocketAddr::new(cast.address(), self.links.port), bytes);
+        }
+        for i in 0..self.links.peers.len() {
+            let Peer {
+                address,
+                by_segment_cast,
+                ..
+            } = self.links.peers[i];
+            if !by_segment_cast {
+                self.transmit(address, bytes);
+            }
+        }
+    }
+
+    /// One datagram to daemon `id`; false if no such daemon is configured.
+    pub fn send_to(&mut self, id: u32, bytes: &[u8]) -> bool {
+        match self.links.peers.iter().find(|p| p.id == id).map(|p| p.address) {
+            Some(address) => {
+                self.transmit(address, bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn transmit(&mut self, to: SocketAddr, bytes: &[u8]) {
+        let copies = match self.faults.as_mut() {
+            Some(faults) => faults.admit(Instant::now(), SEGMENT_NETWORK, to, bytes),
+            None => 1,
+        };
+        for _ in 0..copies {
+            self.send_now(to, bytes);
+        }
+    }
+
+    /// UDP loses datagrams anyway: a failed send is counted, and the protocol retransmits.
+    fn send_now(&mut self, to: SocketAddr, bytes: &[u8]) {
+        match self.sockets[0].send_to(bytes, to) {
+            Ok(_) => self.stats.sent += 1,
+            Err(e) => {
+                self.stats.send_errors += 1;
+                log::debug!("sending {} bytes to {to}: {e}", bytes.len());
+            }
+        }
+    }
+
+    /// When datagrams held back by the fault layer are next due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.faults.as_ref().and_then(FaultLayer::next_due)
+    }
+
+    /// Sends the held-back datagrams that are due at `now`.
+    pub fn send_due(&mut self, now: Instant) {
+        while let Some((to, bytes)) = self.faults.as_mut().and_then(|f| f.pop_due(now)) {
+            self.send_now(to, &bytes);
+        }
+    }
+
+    /// Reads the datagrams waiting on socket `index` (up to a few batches, so that clients
+    /// are served in between; level-triggered epoll reports the rest) and hands those of
+    /// configured daemons to `deliver`; returns how many were read.
+    pub fn receive(&mut self, index: usize, deliver: &mut dyn FnMut(Received<'_>)) -> usize {
+        let fd = self.sockets[index].as_raw_fd();
+        let mut read = 0;
+        for _ in 0..BATCHES_PER_TURN {
+            let n = match self.batch.receive(fd) {
+                Ok(n) => n,
+                Err(e) => {
+                    // E.g. ECONNREFUSED left by an ICMP error for an earlier unicast: reported
+                    // once, the next call goes on reading.
+                    self.stats.receive_errors += 1;
+                    log::debug!("receiving on {:?}: {e}", self.sockets[index].local_addr());
+                    continue;
+                }
+            };
+            for i in 0..n {
+                let (source, bytes, cut) = self.batch.datagram(i);
+                let from = source.and_then(|s| self.senders.get(&s).copied());
+                match from {
+                    Some(_) if cut => self.stats.oversized += 1,
+                    Some(from) => {
+                        self.stats.received += 1;
+                        deliver(Received {
+                            network: SEGMENT_NETWORK,
+                            from,
+                            bytes,
+                        });
+                    }
+                    None if source.is_some_and(|s| self.own_sources.contains(&s)) => self.stats.own += 1,
+                    None => {
+                        self.stats.unknown_sender += 1;
+                        log::debug!(
+                            "dropped {} bytes from {source:?}, not a configured daemon",
+                            bytes.len()
+                        );
+                    }
+                }
+            }
+            read += n;
+            if n < RECEIVE_BATCH {
+                break;
+            }
+        }
+        read
+    }
+}
+
+#[cfg(test)]
+mod tests;

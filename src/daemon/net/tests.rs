@@ -1,0 +1,205 @@
+use std::net::{IpAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::{virtual_id_from_name, Config};
+use crate::daemon::faults::{FaultLayer, FaultSpec};
+
+fn config(text: &str) -> Config {
+    let no_lookup = |name: &str| Err(format!("no lookup for {name}"));
+    Config::parse_with_resolver(text, "test.conf", &no_lookup).expect("test configuration parses")
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn id(name: &str) -> u32 {
+    virtual_id_from_name(name)
+}
+
+#[test]
+fn loopback_daemons_each_in_a_segment_use_unicast() {
+    let c = config(
+        "Spread_Segment 127.0.0.255:5000 { d1 127.0.0.1 { 127.0.0.1 } }\n\
+         Spread_Segment 127.0.1.255:5000 { d2 127.0.0.2 }\n\
+         Spread_Segment 127.0.2.255:5002 { d3 127.0.0.3 }\n",
+    );
+    let links = Links::from_config(&c, 1, 0);
+    assert_eq!(links.me, id("d2"));
+    assert_eq!((links.port, links.local.clone()), (5000, vec![ip("127.0.0.2")]));
+    assert_eq!(links.segment_cast, None);
+    let peers: Vec<_> = links
+        .peers
+        .iter()
+        .map(|p| (p.id, p.address, p.by_segment_cast))
+        .collect();
+    assert_eq!(
+        peers,
+        [
+            (id("d1"), "127.0.0.1:5000".parse().unwrap(), false),
+            (id("d3"), "127.0.0.3:5002".parse().unwrap(), false)
+        ]
+    );
+}
+
+#[test]
+fn segment_with_peers_broadcasts_and_other_segments_get_unicasts() {
+    let c = config(
+        "Spread_Segment 10.1.0.255:4803 {\n a 10.1.0.1 { D 10.2.0.1 D 10.1.0.1 C 10.1.0.1 }\n b 10.1.0.2\n }\n\
+         Spread_Segment 10.3.0.255:4803 { c 10.3.0.1 }\n",
+    );
+    let a = Links::from_config(&c, 0, 0);
+    assert_eq!(a.local, vec![ip("10.1.0.1"), ip("10.2.0.1")]);
+    assert_eq!(a.segment_cast, Some(SegmentCast::Broadcast(ip("10.1.0.255"))));
+    assert_eq!(a.peers.len(), 2);
+    assert!(a.peers[0].by_segment_cast && !a.peers[1].by_segment_cast);
+    // b sends to a's address; a's datagrams may come from either of its interfaces.
+    let b = Links::from_config(&c, 0, 1);
+    assert_eq!(b.peers[0].address, "10.1.0.1:4803".parse().unwrap());
+    assert_eq!(b.peers[0].sources, vec![ip("10.1.0.1"), ip("10.2.0.1")]);
+    // c is alone in its segment: nothing to broadcast to.
+    assert_eq!(Links::from_config(&c, 1, 0).segment_cast, None);
+}
+
+#[test]
+fn multicast_and_unusable_segment_addresses() {
+    let c = config("Spread_Segment 225.1.2.3:4803 { a 10.1.0.1\n b 10.1.0.2 }\n");
+    assert_eq!(
+        Links::from_config(&c, 0, 0).segment_cast,
+        Some(SegmentCast::Multicast(ip("225.1.2.3")))
+    );
+    let c = config("Spread_Segment 127.255.255.255:4803 { a 127.0.0.1\n b 127.0.0.2 }\n");
+    let links = Links::from_config(&c, 0, 0);
+    assert_eq!(links.segment_cast, None);
+    assert!(!links.peers[0].by_segment_cast);
+}
+
+/// A port free for UDP on every address given (bounded tries).
+fn free_port(addresses: &[&str]) -> u16 {
+    for _ in 0..50 {
+        let probe = UdpSocket::bind((addresses[0], 0)).unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        if addresses.iter().all(|a| UdpSocket::bind((*a, port)).is_ok()) {
+            return port;
+        }
+    }
+    panic!("no free UDP port");
+}
+
+fn pair_config(port: u16) -> Config {
+    config(&format!(
+        "Spread_Segment 127.0.0.255:{port} {{ d1 127.0.0.1 {{ 127.0.0.1 }} }}\n\
+         Spread_Segment 127.0.1.255:{port} {{ d2 127.0.0.2 {{ 127.0.0.2 }} }}\n"
+    ))
+}
+
+/// Everything `endpoint` receives within `limit`, until `want` datagrams came.
+fn collect(endpoint: &mut NetEndpoint, want: usize, limit: Duration) -> Vec<(u32, Vec<u8>)> {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    while got.len() < want && Instant::now() < deadline {
+        let sockets = endpoint.raw_fds().count();
+        for i in 0..sockets {
+            endpoint.receive(i, &mut |r| {
+                assert_eq!(r.network, SEGMENT_NETWORK);
+                got.push((r.from, r.bytes.to_vec()))
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    got
+}
+
+#[test]
+fn two_endpoints_on_loopback_exchange_datagrams() {
+    let port = free_port(&["127.0.0.1", "127.0.0.2"]);
+    let c = pair_config(port);
+    let mut d1 = NetEndpoint::open(Links::from_config(&c, 0, 0), None).unwrap();
+    let mut d2 = NetEndpoint::open(Links::from_config(&c, 1, 0), None).unwrap();
+
+    d1.send_all(b"to all");
+    assert!(d1.send_to(id("d2"), b"to d2"));
+    assert!(!d1.send_to(id("nobody"), b"lost"));
+    let got = collect(&mut d2, 2, Duration::from_secs(2));
+    assert_eq!(
+        got,
+        [(id("d1"), b"to all".to_vec()), (id("d1"), b"to d2".to_vec())]
+    );
+
+    d2.send_all(&[7; 1400]);
+    assert_eq!(
+        collect(&mut d1, 1, Duration::from_secs(2)),
+        [(id("d2"), vec![7; 1400])]
+    );
+    assert_eq!(d1.stats().sent, 2);
+    assert_eq!(d2.stats().received, 2);
+
+    // Strangers: another address, and a configured address on another port.
+    let stranger = UdpSocket::bind("127.0.0.3:0").unwrap();
+    stranger.send_to(b"who?", ("127.0.0.1", port)).unwrap();
+    let wrong_port = UdpSocket::bind("127.0.0.2:0").unwrap();
+    wrong_port.send_to(b"who?", ("127.0.0.1", port)).unwrap();
+    d2.send_to(id("d1"), b"real");
+    assert_eq!(
+        collect(&mut d1, 1, Duration::from_secs(2)),
+        [(id("d2"), b"real".to_vec())]
+    );
+    assert_eq!(d1.stats().unknown_sender, 2);
+    assert_eq!(d1.stats().received, 2);
+}
+
+#[test]
+fn receive_reads_in_batches() {
+    let port = free_port(&["127.0.0.1", "127.0.0.2"]);
+    let c = pair_config(port);
+    let mut d1 = NetEndpoint::open(Links::from_config(&c, 0, 0), None).unwrap();
+    let mut d2 = NetEndpoint::open(Links::from_config(&c, 1, 0), None).unwrap();
+    for i in 0..100u8 {
+        d1.send_all(&[i]);
+    }
+    let mut seen = Vec::new();
+    let turn = RECEIVE_BATCH * BATCHES_PER_TURN;
+    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), turn);
+    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), 100 - turn);
+    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), 0);
+    assert_eq!(seen, (0..100).collect::<Vec<u8>>());
+    // Longer than any daemon packet: dropped and counted.
+    d1.send_all(&vec![1; MAX_DATAGRAM + 1]);
+    d1.send_all(b"after");
+    let got = collect(&mut d2, 1, Duration::from_secs(2));
+    assert_eq!(got, [(id("d1"), b"after".to_vec())]);
+    assert_eq!(d2.stats().oversized, 1);
+}
+
+#[test]
+fn faults_hold_datagrams_until_due() {
+    let port = free_port(&["127.0.0.1", "127.0.0.2"]);
+    let c = pair_config(port);
+    let faults = FaultLayer::new(FaultSpec::parse("delay=30ms").unwrap(), 1);
+    let mut d1 = NetEndpoint::open(Links::from_config(&c, 0, 0), Some(faults)).unwrap();
+    let mut d2 = NetEndpoint::open(Links::from_config(&c, 1, 0), None).unwrap();
+    let sent_at = Instant::now();
+    d1.send_all(b"late");
+    let due = d1.next_deadline().expect("a datagram is held");
+    assert!(due >= sent_at + Duration::from_millis(30));
+    d1.send_due(due - Duration::from_micros(1));
+    assert_eq!(d1.stats().sent, 0);
+    assert!(collect(&mut d2, 1, Duration::from_millis(10)).is_empty());
+    d1.send_due(due);
+    assert_eq!(d1.next_deadline(), None);
+    assert_eq!(
+        collect(&mut d2, 1, Duration::from_secs(2)),
+        [(id("d1"), b"late".to_vec())]
+    );
+    assert_eq!(d1.stats().faults.held_back, 1);
+
+    let mut lossy = NetEndpoint::open(
+        Links::from_config(&pair_config(free_port(&["127.0.0.1", "127.0.0.2"])), 0, 0),
+        Some(FaultLayer::new(FaultSpec::parse("loss=1").unwrap(), 1)),
+    )
+    .unwrap();
+    lossy.send_all(b"gone");
+    assert_eq!((lossy.stats().sent, lossy.stats().faults.dropped), (0, 1));
+}

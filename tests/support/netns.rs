@@ -1,0 +1,235 @@
+//! Network namespaces on a bridge, for tests of daemons on a real (virtual) LAN with cable pulls.
+//!
+//! [`Lan::new(n)`] makes `n` host namespaces and a hub namespace holding a bridge; host `i` has
+//! `eth0` with 10.77.0.(i+1)/24, wired by a veth pair to port `v<i>` of the bridge. Everything
+//! (bridge, veths, addresses, traffic) lives inside namespaces made here, so nothing touches
+//! the machine's own network. Dropping the [`Lan`] kills every process left in its namespaces
+//! and deletes them, also when a test panics. Needs root and `ip` (iproute2).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use super::{Daemon, DaemonKind, Launch};
+
+static NEXT_LAN: AtomicU32 = AtomicU32::new(0);
+
+/// The subnet every [`Lan`] uses (each has its own bridge, so they never meet).
+pub const SUBNET_PREFIX: u8 = 24;
+pub const BROADCAST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 255);
+
+/// Runs `ip ARGS`, panicking with its output if it fails.
+fn ip(args: &[&str]) {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip: {e}"));
+    assert!(
+        output.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Why namespaces cannot be made here, if they cannot: `ip` missing or not permitted.
+pub fn unavailable() -> Option<String> {
+    static ANSWER: OnceLock<Option<String>> = OnceLock::new();
+    ANSWER.get_or_init(probe).clone()
+}
+
+fn probe() -> Option<String> {
+    match Command::new("ip").arg("-V").output() {
+        Ok(o) if o.status.success() => {}
+        _ => return Some("the ip command (iproute2) is missing".into()),
+    }
+    let probe = format!("spreadprobe-{}", std::process::id());
+    let made = Command::new("ip")
+        .args(["netns", "add", &probe])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !made {
+        return Some("ip netns add is not permitted (needs root)".into());
+    }
+    let _ = Command::new("ip").args(["netns", "del", &probe]).output();
+    None
+}
+
+/// Host namespaces on one bridge; see the module documentation.
+pub struct Lan {
+    hub: String,
+    hosts: Vec<String>,
+}
+
+impl Lan {
+    pub fn new(n: usize) -> Lan {
+        assert!((1..=250).contains(&n));
+        let tag = format!(
+            "spread-{}-{}",
+            std::process::id(),
+            NEXT_LAN.fetch_add(1, Ordering::Relaxed)
+        );
+        // Recorded before each namespace exists, so a failure half-way still cleans up.
+        let mut lan = Lan {
+            hub: format!("{tag}-hub"),
+            hosts: Vec::new(),
+        };
+        ip(&["netns", "add", &lan.hub]);
+        ip(&["-n", &lan.hub, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &lan.hub, "link", "set", "br0", "up"]);
+        for i in 0..n {
+            let host = format!("{tag}-h{i}");
+            ip(&["netns", "add", &host]);
+            lan.hosts.push(host.clone());
+            let port = format!("v{i}");
+            ip(&[
+                "-n", &lan.hub, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host,
+            ]);
+            ip(&["-n", &lan.hub, "link", "set", &port, "master", "br0", "up"]);
+            let address = format!("{}/{SUBNET_PREFIX}", lan.address(i));
+            ip(&[
+                "-n",
+                &host,
+                "addr",
+                "add",
+                &address,
+                "broadcast",
+                &BROADCAST.to_string(),
+                "dev",
+                "eth0",
+            ]);
+            ip(&["-n", &host, "link", "set", "eth0", "up"]);
+            ip(&["-n", &host, "link", "set", "lo", "up"]);
+        }
+        lan
+    }
+
+    /// The namespace of host `i`.
+    pub fn namespace(&self, i: usize) -> &str {
+        &self.hosts[i]
+    }
+
+    /// The address of host `i` on the LAN.
+    pub fn address(&self, i: usize) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 77, 0, i as u8 + 1))
+    }
+
+    /// Plugs (`true`) or pulls (`false`) the cable of host `i` at the bridge: its `eth0` keeps
+    /// its address but loses the carrier.
+    pub fn set_cable(&self, i: usize, plugged: bool) {
+        let state = if plugged { "up" } else { "down" };
+        ip(&["-n", &self.hub, "link", "set", &format!("v{i}"), state]);
+    }
+
+    /// The words that run a program in host `i`: `ip netns exec NS` (it execs the program, so
+    /// the child's pid is the program's).
+    pub fn exec_prefix(&self, i: usize) -> Vec<OsString> {
+        ["ip", "netns", "exec", self.namespace(i)]
+            .iter()
+            .map(OsString::from)
+            .collect()
+    }
+
+    /// The name of the daemon of host `i` in [`Lan::config`].
+    pub fn daemon_name(&self, i: usize) -> String {
+        format!("h{i}")
+    }
+
+    /// A configuration with one daemon per host, all in one segment on `port` with
+    /// `segment_address` ([`BROADCAST`], or a multicast address), then `extra` (options).
+    pub fn config(&self, segment_address: IpAddr, port: u16, extra: &str) -> String {
+        let daemons: String = (0..self.hosts.len())
+            .map(|i| {
+                let address = self.address(i);
+                format!("    {} {address} {{ {address} }}\n", self.daemon_name(i))
+            })
+            .collect();
+        format!("Spread_Segment {segment_address}:{port} {{\n{daemons}}}\n{extra}\n")
+    }
+
+    /// Starts the daemon of host `i` inside its namespace, with the configuration file
+    /// `config` (see [`Lan::config`]) and `env` added to its environment.
+    pub fn launch(
+        &self,
+        i: usize,
+        kind: &DaemonKind,
+        config: &Path,
+        port: u16,
+        env: Vec<(OsString, OsString)>,
+    ) -> Daemon {
+        Daemon::launch(Launch {
+            kind,
+            name: &self.daemon_name(i),
+            config,
+            port,
+            prefix: self.exec_prefix(i),
+            env,
+        })
+    }
+
+    /// Runs `f` on a thread inside host `i`'s namespace and returns its result; sockets it
+    /// opens stay in that namespace when used from any thread.
+    pub fn run_in<T: Send>(&self, i: usize, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.namespace(i));
+        let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    // SAFETY: setns(2) with a descriptor we own; it switches only this thread's
+                    // network namespace, and the thread ends with `f`.
+                    let ret = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(ret, 0, "setns: {}", std::io::Error::last_os_error());
+                    f()
+                })
+                .join()
+                .expect("thread inside the namespace")
+        })
+    }
+
+    /// Process ids running inside host `i`'s namespace.
+    pub fn processes(&self, i: usize) -> Vec<i32> {
+        Self::pids(self.namespace(i))
+    }
+
+    fn pids(ns: &str) -> Vec<i32> {
+        Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let all: Vec<&String> = self.hosts.iter().chain(std::iter::once(&self.hub)).collect();
+        // Only processes started in these namespaces (by this test) can be in them.
+        for ns in &all {
+            for pid in Self::pids(ns) {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while all.iter().any(|ns| !Self::pids(ns).is_empty()) && Instant::now() < deadline {
+            sleep(Duration::from_millis(20));
+        }
+        // Deleting a namespace destroys its end of each veth pair, and with it the other end.
+        for ns in all {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
