@@ -238,7 +238,7 @@ impl Deferred {
 }
 
 /// The group-state exchange of one regular configuration.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Exchange {
     regular: ConfigurationId,
     /// The daemons of the regular configuration, sorted: one state message from each.
@@ -248,7 +248,7 @@ struct Exchange {
 }
 
 /// Where this daemon is in a configuration change (the original's GOP, GTRANS, GGATHER, GGT).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Phase {
     Operational,
     /// After a transitional configuration, before its regular configuration.
@@ -260,7 +260,7 @@ enum Phase {
 }
 
 /// Group state of one daemon.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Groups {
     me: DaemonIndex,
     /// The current regular configuration.
@@ -316,6 +316,15 @@ impl Groups {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Every group with its id and members, in name order (to compare daemons).
+    #[cfg(test)]
+    fn snapshot(&self) -> Vec<(Name, GroupId, Vec<MemberId>)> {
+        self.groups
+            .keys()
+            .map(|name| (*name, self.groups[name].id, self.members(name)))
+            .collect()
     }
 
     /// Applies one ordered event, appending what this daemon's sessions receive to `out`.
@@ -837,5 +846,7 @@ fn push_notice(out: &mut Vec<Fanout>, sessions: Vec<SessionId>, notice: Vec<u8>)
     }
 }
 
+#[cfg(test)]
+mod network_tests;
 #[cfg(test)]
 mod tests;
