@@ -683,18 +683,64 @@ fn transitional_during_the_exchange() {
     );
     late.same_state(&[0, 1]);
 
-    // Case 2: C's state never arrives; the next regular configuration starts a new exchange
-    // and, C being gone, nobody's view changed: no notice at all.
+    // Case 2: C's state never arrives, and a leave of A's member and a disconnect of C's
+    // were held. The next regular configuration applies the held events of daemons still
+    // here (the disconnect of C's member goes with C) and starts a new exchange; C being
+    // gone, no view changed by the configuration: no network notice.
     net.states(&[0, 1], &states[..2]);
-    net.transitional(conf(20, 10), &[0, 1]);
+    assert!(net.leave(&[0, 1], "g", a1).values().all(Vec::is_empty));
+    assert!(net
+        .event(&[0, 1], Event::Disconnect { member: c1 })
+        .values()
+        .all(Vec::is_empty));
+    assert!(net
+        .transitional(conf(20, 10), &[0, 1])
+        .values()
+        .all(Vec::is_empty));
     let (out, states2) = net.regular(conf(20, 11), &[(0, r), (1, r)]);
     assert_eq!(states2.len(), 2);
-    assert!(out.values().all(Vec::is_empty));
+    assert_eq!(seen(&out, 0, 1), ["SELF-LEAVE g"]);
+    assert_eq!(seen(&out, 1, 1), ["LEAVE g [#b1#B] 20.7.3 [[#a1#A]] @0"]);
+    assert!(net.daemons[0].exchanging());
     let out = net.states(&[0, 1], &states2);
     assert!(out.values().all(Vec::is_empty), "{out:?}");
     assert!(!net.daemons[0].exchanging());
     net.same_state(&[0, 1]);
-    assert_eq!(net.daemons[0].members(&name_field(b"g")), [a1, b1]);
+    assert_eq!(net.daemons[0].members(&name_field(b"g")), [b1]);
+    assert_eq!(
+        net.daemons[0].snapshot()[0].1,
+        GroupId {
+            proc_id: 20,
+            time: 7,
+            index: 3
+        }
+    );
+}
+
+#[test]
+fn regular_during_the_exchange_without_transitional() {
+    // Spread always sends a transitional configuration first; if one is missing, the daemons
+    // coming from this daemon's configuration are taken as the transitional one.
+    let (ca, cb) = (conf(2, 50), conf(1, 60));
+    let mut net = Net::new(&[ca, cb, C1]);
+    let a = net.session(0, 1, "#a#A", true);
+    let b = net.session(1, 1, "#b#B", true);
+    net.join(&[0], "g", a);
+    net.join(&[1], "g", b);
+    net.transitional(conf(2, 70), &[0]);
+    net.transitional(conf(1, 70), &[1]);
+    let r = conf(1, 71);
+    let (_, states) = net.regular(r, &[(0, ca), (1, cb)]);
+    net.states(&[0, 1], &states[..1]);
+    // Daemon 2 shows up in the next configuration; B's state never came.
+    let (out, states) = net.regular(conf(1, 72), &[(0, r), (1, r), (2, C1)]);
+    assert!(out.values().all(Vec::is_empty));
+    assert_eq!(states.len(), 3);
+    let out = net.states(&[0, 1, 2], &states);
+    let view = "NETWORK g [#a#A #b#B] 1.72.1 [[#b#B] [#a#A]]";
+    assert_eq!(seen(&out, 0, 1), [format!("{view} @1")]);
+    assert_eq!(seen(&out, 1, 1), [format!("{view} @0")]);
+    net.same_state(&[0, 1, 2]);
 }
 
 #[test]
