@@ -377,8 +377,8 @@ impl Groups {
                 Phase::Transition(trans)
             }
             Phase::Gather(exchange) | Phase::GatherTransition(exchange, _) => {
-                // No TRANSITION signals now: nothing is delivered before the next regular
-                // configuration or the end of the exchange, which notifies then.
+                // As the original, no TRANSITION signal here: the end of the exchange, or the
+                // next regular configuration, gives these groups their next view.
                 for group in self.groups.values_mut() {
                     if group.daemons.iter().any(|d| !trans.has(d.daemon)) {
                         group.changed = true;
