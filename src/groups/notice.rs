@@ -148,6 +148,22 @@ mod tests {
     }
 
     #[test]
+    fn transition_layout() {
+        // Spec 4.1: TRANSITION_MESS with the marker, group name, no names, 12-byte group id.
+        let id = GroupId {
+            proc_id: 0x1cc5_9726,
+            time: 0x6b08_3058,
+            index: 3,
+        };
+        let bytes = transition(&crate::wire::name::name_field(b"g1"), id);
+        let mut want = vec![0x80, 0x20, 0x00, 0x80, b'g', b'1'];
+        want.resize(36, 0);
+        want.extend([0, 0, 0, 0, 0x80, 0, 0, 0x80, 12, 0, 0, 0]);
+        want.extend([0x26, 0x97, 0xc5, 0x1c, 0x58, 0x30, 0x08, 0x6b, 3, 0, 0, 0]);
+        assert_eq!(bytes, want);
+    }
+
+    #[test]
     fn view_order_is_the_wrapping_difference() {
         assert_eq!(compare_views(conf(1, 9), conf(2, 0)), Ordering::Less);
         assert_eq!(compare_views(conf(2, 0), conf(2, 1)), Ordering::Less);
