@@ -1,6 +1,6 @@
 use super::*;
 use crate::wire::name::name_field;
-use crate::wire::AGREED_MESS;
+use crate::wire::{AGREED_MESS, HEADER_LEN};
 
 const CONF: ConfigurationId = ConfigurationId {
     proc_id: 0x1cc5_9726,
