@@ -6,8 +6,8 @@
 //! - `active`: every packet and the token on every usable network;
 //! - `passive`: everything on the first usable network (network order is failover order);
 //! - `hybrid`: the token (and hurry requests) on every usable network, each data packet on one
-//!   network, spread by sequence number; a data packet sent again (a retransmission) goes out on
-//!   another network than the one it first came or went on.
+//!   network, taking the usable networks in turn; a data packet sent again (a retransmission)
+//!   goes out on another network than the one it first came or went on.
 //!
 //! The daemon sends one copy per network, re-stamped with
 //! [`restamp`](crate::wire::packet::restamp)`(copy, me, network)`. Incoming,
@@ -30,6 +30,20 @@
 //!
 //! Nothing here reads a clock or a socket: time comes in as `now`, datagrams as bytes, and
 //! probes go out through [`LinkOutputs`].
+//!
+//! How the daemon plugs it in:
+//! - at start: `LinkLayer::new(now, setup, LinkParams::default())` with this daemon, its
+//!   networks (0 is the segments' network, then the `Spread_Network` blocks in order), every
+//!   other daemon of the configuration with its networks, `Options::multipath` and the
+//!   configuration hash; the ring's `Setup::network` may be any of them (copies are re-stamped);
+//! - for each datagram the ring outputs: `on_send(now, to, bytes)`, then one copy per returned
+//!   network, re-stamped, to `to`'s address on that network (the segment address for `All`);
+//! - for each datagram read on network `n` (the socket's network, checked with `IP_PKTINFO`):
+//!   `on_receive(now, n, bytes, &mut out)`; a [`Received::Ring`] packet goes to the ring as
+//!   `Input::Packet { network: n, packet }`;
+//! - when [`LinkLayer::next_deadline`] comes: [`LinkLayer::handle_timer`];
+//! - after either, each of `out.sends()` goes to that peer's address on that network;
+//! - the monitor reads [`LinkLayer::status`] ([`Status::to_json`], [`Status::health`]).
 
 mod copies;
 mod health;
@@ -250,6 +264,10 @@ pub struct LinkLayer {
     /// The network each recent data packet first came or went on, for hybrid retransmissions.
     data_networks: HashMap<(RingId, u64), u8>,
     data_order: VecDeque<(RingId, u64)>,
+    /// Scratch space for a broadcast's choice of networks.
+    reach: Vec<route::Reach>,
+    /// Where the next new data packet starts looking for a network (hybrid mode).
+    next_spread: u8,
     /// Number of the next report this daemon writes.
     report_number: u32,
     /// Time of the last [`LinkLayer::handle_timer`]: deadlines up to it are done.
@@ -298,6 +316,8 @@ impl LinkLayer {
             data_order: VecDeque::new(),
             params,
             peers,
+            reach: Vec::new(),
+            next_spread: 0,
             report_number: 0,
             evaluated_at: now,
             drops: Drops::default(),
@@ -355,20 +375,27 @@ impl LinkLayer {
                 route::unicast(self.mode, usable, self.peers[index].networks)
             }
             Destination::All => {
-                let reach: Vec<route::Reach> = (0..self.peers.len())
-                    .map(|i| route::Reach {
-                        usable: self.usable(now, i),
-                        all: self.peers[i].networks,
-                    })
-                    .collect();
-                match (self.mode, data) {
+                let mut reach = std::mem::take(&mut self.reach);
+                reach.clear();
+                reach.extend((0..self.peers.len()).map(|i| route::Reach {
+                    usable: self.usable(now, i),
+                    all: self.peers[i].networks,
+                }));
+                let networks = match (self.mode, data) {
                     (MultipathMode::Active, _) | (MultipathMode::Hybrid, None) => route::every_usable(&reach),
                     (MultipathMode::Passive, _) => route::first_usable(&reach, 0),
-                    (MultipathMode::Hybrid, Some(key)) => {
-                        let before = self.data_networks.get(&key).copied();
-                        route::spread(&reach, key.1, before)
-                    }
-                }
+                    (MultipathMode::Hybrid, Some(key)) => match self.data_networks.get(&key) {
+                        // Sent or received before: this is a retransmission, it moves on.
+                        Some(&before) => route::first_usable(&reach, (before + 1) % MAX_NETWORKS as u8),
+                        None => {
+                            let nets = route::first_usable(&reach, self.next_spread);
+                            self.next_spread = nets.first().map_or(0, |n| (n + 1) % MAX_NETWORKS as u8);
+                            nets
+                        }
+                    },
+                };
+                self.reach = reach;
+                networks
             }
         };
         if let (Some(key), Some(first)) = (data, networks.first()) {

@@ -71,23 +71,6 @@ fn cover(reach: &[Reach], start: u8) -> NetSet {
     chosen
 }
 
-/// Hybrid data: one network, chosen by sequence number among those usable towards every peer;
-/// a packet seen before (on `before`) goes on another one when there is another.
-pub(super) fn spread(reach: &[Reach], seq: u64, before: Option<u8>) -> NetSet {
-    let common = reach
-        .iter()
-        .fold(NetSet::first_n(8), |set, r| set.intersection(r.usable));
-    let start = match before {
-        Some(b) => b.wrapping_add(1) % 8,
-        None if common.is_empty() => 0,
-        None => common
-            .iter()
-            .nth((seq % common.len() as u64) as usize)
-            .unwrap_or(0),
-    };
-    first_usable(reach, start)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,17 +119,5 @@ mod tests {
             first_usable(&[reach(&[0], &[0, 1]), reach(&[1], &[0, 1])], 0),
             set(&[0, 1])
         );
-    }
-
-    #[test]
-    fn spread_rotates_and_retransmissions_move() {
-        let peers = [reach(&[0, 1, 2], &[0, 1, 2]), reach(&[0, 2], &[0, 1, 2])];
-        let firsts: Vec<NetSet> = (1..=4).map(|seq| spread(&peers, seq, None)).collect();
-        assert_eq!(firsts, vec![set(&[2]), set(&[0]), set(&[2]), set(&[0])]);
-        assert_eq!(spread(&peers, 1, Some(2)), set(&[0]));
-        assert_eq!(spread(&peers, 1, Some(0)), set(&[2]));
-        // Only one network left: it is used again.
-        let one = [reach(&[1], &[0, 1])];
-        assert_eq!(spread(&one, 5, Some(1)), set(&[1]));
     }
 }

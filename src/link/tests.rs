@@ -129,7 +129,7 @@ fn each_mode_chooses_its_networks() {
     let spread: Vec<NetSet> = (1..=6)
         .map(|seq| hybrid.on_send(ms(1), Destination::All, &data_packet(1, 1, seq, 0)))
         .collect();
-    assert_eq!(spread, [1, 2, 0, 1, 2, 0].map(|n| set(&[n])));
+    assert_eq!(spread, [0, 1, 2, 0, 1, 2].map(|n| set(&[n])));
 
     // Strangers get nothing; copies sent are counted per link.
     assert_eq!(
@@ -218,6 +218,29 @@ fn first_copy_wins_and_duplicates_are_counted() {
         l.on_receive(ms(3), 0, b"SLgarbage", &mut out),
         Received::Dropped(DropReason::Malformed)
     ));
+}
+
+#[test]
+fn peers_are_only_heard_on_their_networks() {
+    let mut s = setup(1, &[1, 2, 3], NetSet::first_n(2), MultipathMode::Active);
+    s.peers[1].networks = set(&[1]);
+    let mut l = LinkLayer::new(Time::ZERO, s, LinkParams::default()).unwrap();
+    let mut out = LinkOutputs::new();
+    let from_3 = data_packet(3, 3, 1, 0);
+    assert!(matches!(
+        l.on_receive(ms(1), 0, &from_3, &mut out),
+        Received::Dropped(DropReason::WrongNetwork)
+    ));
+    // A broadcast must reach daemon 3 too; a token to it goes where it is.
+    assert_eq!(
+        l.on_send(ms(1), Destination::All, &data_packet(1, 1, 1, 0)),
+        set(&[0, 1])
+    );
+    assert_eq!(
+        l.on_send(ms(1), Destination::Daemon(3), &token_packet(1, 1, 0, 0)),
+        set(&[1])
+    );
+    assert_eq!(l.status(ms(1)).links.len(), 3);
 }
 
 #[test]
@@ -575,6 +598,7 @@ fn detection_under_traffic(mode: MultipathMode) -> (f64, f64) {
         "{mode:?}: detected after {worst_down} ms: {downs:?}"
     );
     assert!(w.links_on(1).iter().all(|(_, l)| l.usable), "{mode:?}");
+    assert_eq!(w.daemons[0].link.status(w.now).health(), Health::Degraded);
     w.run_until(ms(6000));
     let ups = ups_after(&w, 0, restore);
     assert_eq!(ups.len(), 6, "{mode:?}: {:?}", w.links_on(0));
@@ -853,4 +877,51 @@ fn status_reports_rtt_counters_and_json() {
     }
     assert_eq!(json.matches('{').count(), json.matches('}').count());
     assert_eq!(json.matches('[').count(), json.matches(']').count());
+}
+
+#[test]
+fn mangled_datagrams_never_panic() {
+    use crate::sim::rng::Rng;
+    let mut l = layer(MultipathMode::Hybrid);
+    let mut out = LinkOutputs::new();
+    let mut probe = Vec::new();
+    probe::encode(
+        &mut probe,
+        &probe::Probe {
+            kind: probe::ProbeKind::Probe,
+            network: 0,
+            config_hash: HASH,
+            sender: 2,
+            receiver: 1,
+            seq: 1,
+            report_number: 1,
+            timestamp: 5,
+            entries: vec![],
+        },
+    );
+    let seeds = [probe, data_packet(2, 3, 4, 0), token_packet(3, 2, 0, 0)];
+    let mut rng = Rng::new(11);
+    let mut outcomes = [0usize; 3];
+    for round in 0..20_000u64 {
+        let mut bytes = seeds[(round % 3) as usize].clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(bytes.len() as u64) as usize;
+            bytes[at] = rng.next_u64() as u8;
+        }
+        let keep = bytes.len() - rng.below(3) as usize;
+        bytes.truncate(keep);
+        let now = ms(round);
+        let arrival = rng.below(4) as u8;
+        let outcome = match l.on_receive(now, arrival, &bytes, &mut out) {
+            Received::Ring(_) => 0,
+            Received::Link => 1,
+            Received::Dropped(_) => 2,
+        };
+        outcomes[outcome] += 1;
+        if l.next_deadline() <= now {
+            l.handle_timer(now, &mut out);
+        }
+        out.clear();
+    }
+    assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
 }
