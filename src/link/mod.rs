@@ -325,18 +325,6 @@ impl LinkLayer {
         })
     }
 
-    pub fn me(&self) -> u32 {
-        self.me
-    }
-
-    pub fn mode(&self) -> MultipathMode {
-        self.mode
-    }
-
-    pub fn params(&self) -> &LinkParams {
-        &self.params
-    }
-
     fn peer_index(&self, id: u32) -> Option<usize> {
         self.peers.iter().position(|p| p.id == id)
     }
@@ -349,12 +337,6 @@ impl LinkLayer {
             .filter(|l| l.is_up() && l.peer_says_up(now, &self.params))
             .map(|l| l.network)
             .collect()
-    }
-
-    /// The networks peer `id` can be reached on now (what [`LinkLayer::on_send`] would use
-    /// for a token to it, whatever the mode).
-    pub fn usable_networks(&self, now: Time, id: u32) -> NetSet {
-        self.peer_index(id).map_or(NetSet::EMPTY, |i| self.usable(now, i))
     }
 
     /// The networks a ring datagram for `to` goes on; the daemon sends one re-stamped copy on
@@ -603,16 +585,19 @@ impl LinkLayer {
         let peer = &mut self.peers[index];
         let link = &mut peer.links[l];
         link.heard(now, false, params);
-        if let Some(last) = link.last_seq {
-            // Serial arithmetic: a step back is a reordered packet or a restarted peer.
-            let step = p.seq.wrapping_sub(last);
-            if step > 0 && step < 1 << 31 {
+        // Serial arithmetic: a gap forward is lost packets; a short step back is a late packet
+        // (already counted as lost); a long one is a restarted peer counting from zero again.
+        let forward = link.last_seq.map(|last| p.seq.wrapping_sub(last));
+        match forward {
+            Some(step) if step > 0 && step < 1 << 31 => {
                 for _ in 0..(step - 1).min(64) {
                     link.outcome(true);
                 }
+                link.last_seq = Some(p.seq);
             }
+            Some(step) if step.wrapping_neg() <= 64 => {}
+            _ => link.last_seq = Some(p.seq),
         }
-        link.last_seq = Some(p.seq);
         link.outcome(false);
         match p.kind {
             ProbeKind::Probe => link.counters.probes_received += 1,

@@ -925,3 +925,70 @@ fn mangled_datagrams_never_panic() {
     }
     assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
 }
+
+fn probe_from(sender: u32, kind: probe::ProbeKind, network: u8, seq: u32, timestamp: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    probe::encode(
+        &mut bytes,
+        &probe::Probe {
+            kind,
+            network,
+            config_hash: HASH,
+            sender,
+            receiver: 1,
+            seq,
+            report_number: seq,
+            timestamp,
+            entries: vec![probe::ReportEntry {
+                network,
+                reception: probe::Reception::Good,
+                up: true,
+                loss_permille: 7,
+                good_ms: 5000,
+            }],
+        },
+    );
+    bytes
+}
+
+#[test]
+fn probes_are_acked_and_count_losses_and_round_trips() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    let p = probe_from(2, probe::ProbeKind::Probe, 1, 1, 777);
+    assert!(matches!(l.on_receive(ms(1), 1, &p, &mut out), Received::Link));
+    let acks: Vec<probe::Probe> = out
+        .sends()
+        .filter(|&(peer, net, _)| peer == 2 && net == 1)
+        .map(|(_, _, b)| probe::decode(b).unwrap())
+        .collect();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(
+        (acks[0].kind, acks[0].timestamp, acks[0].receiver),
+        (probe::ProbeKind::Ack, 777, 2)
+    );
+    assert_eq!(acks[0].entries.len(), 3);
+    // Probes 2 to 4 are lost, 3 comes late, 6 after 5.
+    for seq in [5, 3, 6] {
+        let p = probe_from(2, probe::ProbeKind::Probe, 1, seq, 0);
+        l.on_receive(ms(2), 1, &p, &mut out);
+    }
+    let ack = probe_from(2, probe::ProbeKind::Ack, 1, 7, 1000);
+    l.on_receive(Time::from_micros(3000), 1, &ack, &mut out);
+    let st = l.status(ms(3));
+    let link = st.links.iter().find(|s| s.peer == 2 && s.network == 1).unwrap();
+    assert_eq!(link.counters.missed, 3);
+    assert_eq!(
+        (link.counters.probes_received, link.counters.acks_received),
+        (4, 1)
+    );
+    assert_eq!(link.rtt, Some(Duration::from_millis(2)));
+    assert_eq!(link.peer_loss_permille, Some(7));
+    // A probe for another daemon is not ours to answer.
+    let mut other = probe_from(2, probe::ProbeKind::Probe, 1, 8, 0);
+    other[16..20].copy_from_slice(&9u32.to_be_bytes());
+    assert!(matches!(
+        l.on_receive(ms(4), 1, &other, &mut out),
+        Received::Dropped(DropReason::Stranger)
+    ));
+}
