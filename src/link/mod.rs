@@ -703,10 +703,12 @@ impl LinkLayer {
             self.account(m);
         }
         self.missing = missing;
+        // Probes due soon go now with those due now: one wake-up serves many links.
+        let soon = now + self.params.probe_interval / 4;
         for index in 0..self.peers.len() {
             self.evaluate_peer(now, index, out);
             for l in 0..self.peers[index].links.len() {
-                if self.probe_due(index, l).map_or(true, |due| due <= now) {
+                if self.probe_due(index, l).map_or(true, |due| due <= soon) {
                     self.send_probe(now, index, l, ProbeKind::Probe, now.as_micros(), out);
                 }
             }

@@ -310,6 +310,7 @@ struct Daemon {
     ring_out: Outputs,
     link_out: LinkOutputs,
     delivered: Vec<(u32, Vec<u8>)>,
+    delivered_at: Vec<Time>,
     submitted: u64,
     token_lost: bool,
 }
@@ -351,6 +352,7 @@ impl World {
                     ring_out: Outputs::new(),
                     link_out: LinkOutputs::new(),
                     delivered: Vec::new(),
+                    delivered_at: Vec::new(),
                     submitted: 0,
                     token_lost: false,
                 }
@@ -407,6 +409,7 @@ impl World {
             .deliveries()
             .map(|m| (m.origin, m.message.to_vec()))
             .collect();
+        daemon.delivered_at.extend(delivered.iter().map(|_| now));
         daemon.delivered.extend(delivered);
         let mut copies = Vec::new();
         for (to, bytes) in daemon.ring_out.sends() {
@@ -572,7 +575,24 @@ fn outage(network: u8, from: Time, to: Time) -> FaultFn {
     })
 }
 
-fn detection_under_traffic(mode: MultipathMode) -> (f64, f64) {
+/// The longest time between two deliveries at any daemon from `from` to `to`.
+fn longest_stall(world: &World, from: Time, to: Time) -> f64 {
+    let mut longest: f64 = 0.0;
+    for d in &world.daemons {
+        let times: Vec<Time> = d
+            .delivered_at
+            .iter()
+            .copied()
+            .filter(|&t| t >= from && t <= to)
+            .collect();
+        for pair in times.windows(2) {
+            longest = longest.max(at_ms(pair[1]) - at_ms(pair[0]));
+        }
+    }
+    longest
+}
+
+fn detection_under_traffic(mode: MultipathMode) -> (f64, f64, f64) {
     let cut = ms(2000);
     let restore = ms(4000);
     let mut w = World::new(3, 3, mode);
@@ -604,29 +624,32 @@ fn detection_under_traffic(mode: MultipathMode) -> (f64, f64) {
     assert_eq!(ups.len(), 6, "{mode:?}: {:?}", w.links_on(0));
     let worst_up = ups.iter().map(|&t| at_ms(t) - at_ms(restore)).fold(0.0, f64::max);
     assert!(worst_up <= 1500.0, "{mode:?}: recovered after {worst_up} ms");
+    // Deliveries went on, with one short stall at most (the ring's hurry timeout is 500 ms).
+    let stall = longest_stall(&w, ms(1900), ms(6000));
+    assert!(stall < 600.0, "{mode:?}: deliveries stalled {stall} ms");
     w.traffic = None;
     w.run_until(ms(8000));
     w.assert_ring_unharmed();
     assert!(w.daemons[0].delivered.len() > 3000);
-    (worst_down, worst_up)
+    (worst_down, worst_up, stall)
 }
 
 #[test]
 fn active_detects_within_250ms_under_traffic_and_recovers() {
-    let (down, up) = detection_under_traffic(MultipathMode::Active);
-    eprintln!("active: down after {down} ms, up after {up} ms");
+    let (down, up, stall) = detection_under_traffic(MultipathMode::Active);
+    eprintln!("active: down after {down} ms, up after {up} ms, longest delivery stall {stall} ms");
 }
 
 #[test]
 fn hybrid_detects_within_250ms_under_traffic_and_recovers() {
-    let (down, up) = detection_under_traffic(MultipathMode::Hybrid);
-    eprintln!("hybrid: down after {down} ms, up after {up} ms");
+    let (down, up, stall) = detection_under_traffic(MultipathMode::Hybrid);
+    eprintln!("hybrid: down after {down} ms, up after {up} ms, longest delivery stall {stall} ms");
 }
 
 #[test]
 fn passive_detects_within_250ms_under_traffic_and_recovers() {
-    let (down, up) = detection_under_traffic(MultipathMode::Passive);
-    eprintln!("passive: down after {down} ms, up after {up} ms");
+    let (down, up, stall) = detection_under_traffic(MultipathMode::Passive);
+    eprintln!("passive: down after {down} ms, up after {up} ms, longest delivery stall {stall} ms");
 }
 
 #[test]
