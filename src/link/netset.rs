@@ -21,14 +21,6 @@ impl NetSet {
         NetSet(1u8.checked_shl(u32::from(network)).unwrap_or(0))
     }
 
-    pub fn from_bits(bits: u8) -> NetSet {
-        NetSet(bits)
-    }
-
-    pub fn bits(self) -> u8 {
-        self.0
-    }
-
     pub fn contains(self, network: u8) -> bool {
         self.0 & NetSet::single(network).0 != 0
     }
@@ -71,11 +63,6 @@ impl NetSet {
     pub fn next_from(self, start: u8) -> Option<u8> {
         self.iter().find(|&n| n >= start).or_else(|| self.first())
     }
-
-    /// The first network after `network`, wrapping around (may be `network` itself).
-    pub fn next_after(self, network: u8) -> Option<u8> {
-        self.next_from(network.saturating_add(1))
-    }
 }
 
 impl fmt::Debug for NetSet {
@@ -104,12 +91,11 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert!(s.contains(2) && !s.contains(1) && !s.contains(200));
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 2, 5]);
-        assert_eq!(s.next_after(2), Some(5));
-        assert_eq!(s.next_after(5), Some(0));
-        assert_eq!(NetSet::single(3).next_after(3), Some(3));
         assert_eq!(s.next_from(2), Some(2));
+        assert_eq!(s.next_from(3), Some(5));
         assert_eq!(s.next_from(6), Some(0));
-        assert_eq!(NetSet::EMPTY.next_after(3), None);
+        assert_eq!(NetSet::single(3).next_from(4), Some(3));
+        assert_eq!(NetSet::EMPTY.next_from(3), None);
         assert_eq!(NetSet::first_n(3), [0, 1, 2].into_iter().collect());
         assert_eq!(NetSet::first_n(8).len(), 8);
         assert!(NetSet::single(8).is_empty());
