@@ -1,0 +1,772 @@
+//! The multipath link layer (sans-IO): one token ring over up to eight networks.
+//!
+//! It sits between the ring and the daemon's sockets. Outgoing, [`LinkLayer::on_send`] says on
+//! which networks each ring datagram goes, following the mode:
+//!
+//! - `active`: every packet and the token on every usable network;
+//! - `passive`: everything on the first usable network (network order is failover order);
+//! - `hybrid`: the token (and hurry requests) on every usable network, each data packet on one
+//!   network, taking the usable networks in turn; a data packet sent again (a retransmission)
+//!   goes out on another network than the one it first came or went on.
+//!
+//! The daemon sends one copy per network, re-stamped with
+//! [`restamp`](crate::wire::packet::restamp)`(copy, me, network)`. Incoming,
+//! [`LinkLayer::on_receive`] keeps the first copy of each transmission for the ring and drops
+//! the others, token copies older than one already seen from the same sender, packets whose
+//! claimed network is not the one they arrived on (crossed cables), and probes (consumed here).
+//!
+//! Health is tracked per peer and network ("link"). A link fails when copies that arrived
+//! elsewhere miss it ([`LinkParams::miss_limit`] in a row, or [`LinkParams::loss_limit_permille`]
+//! of the last 64), when it falls silent while the peer's traffic arrives elsewhere
+//! ([`LinkParams::busy_silence`]), or when it is silent at all for [`LinkParams::idle_silence`]:
+//! every daemon probes each peer on each network that carried nothing to it for
+//! [`LinkParams::probe_interval`]. Probes and their acks carry the sender's reception report
+//! of every network, so each side knows both directions (one-way links) and the round-trip time.
+//! A failed link comes back after [`LinkParams::recovery_hold`] of good reception both ways; one
+//! that fails again within [`LinkParams::damping_period`] of coming back is flapping and needs a
+//! whole damping period of good reception. A network is used towards a peer only when both
+//! daemons have it up. When no network is usable towards a peer, packets for it go on every
+//! network it is on: only the ring and membership decide that a daemon is gone.
+//!
+//! Nothing here reads a clock or a socket: time comes in as `now`, datagrams as bytes, and
+//! probes go out through [`LinkOutputs`].
+//!
+//! How the daemon plugs it in:
+//! - at start: `LinkLayer::new(now, setup, LinkParams::default())` with this daemon, its
+//!   networks (0 is the segments' network, then the `Spread_Network` blocks in order), every
+//!   other daemon of the configuration with its networks, `Options::multipath` and the
+//!   configuration hash; the ring's `Setup::network` may be any of them (copies are re-stamped);
+//! - for each datagram the ring outputs: `on_send(now, to, bytes)`, then one copy per returned
+//!   network, re-stamped, to `to`'s address on that network (the segment address for `All`);
+//! - for each datagram read on network `n` (the socket's network, checked with `IP_PKTINFO`):
+//!   `on_receive(now, n, bytes, &mut out)`; a [`Received::Ring`] packet goes to the ring as
+//!   `Input::Packet { network: n, packet }`;
+//! - when [`LinkLayer::next_deadline`] comes: [`LinkLayer::handle_timer`];
+//! - after either, each of `out.sends()` goes to that peer's address on that network;
+//! - the monitor reads [`LinkLayer::status`] ([`Status::to_json`], [`Status::health`]).
+
+mod copies;
+mod health;
+mod netset;
+pub mod probe;
+mod route;
+mod status;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::time::Duration;
+
+pub use health::{Fault, LinkCounters, Reason, Transition, TRANSITIONS_KEPT};
+pub use netset::NetSet;
+pub use status::{Drops, Health, LinkStatus, Status};
+
+use crate::config::{MultipathMode, MAX_NETWORKS};
+use crate::ring::{Destination, Time};
+use crate::wire::packet::{decode, Body, Packet, RingId};
+use copies::{Arrival, Copies, CopyKey, Missing};
+use health::Link;
+use probe::{Probe, ProbeKind};
+
+/// Timings and limits of health tracking. The defaults detect a failed network within 250 ms
+/// while traffic flows and within 1 s when idle, on a LAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkParams {
+    /// A peer is probed on a network that carried nothing to it for this long (100 ms).
+    pub probe_interval: Duration,
+    /// Every link is probed at least this often, even under traffic, for its round-trip time
+    /// and the peer's report (1 s).
+    pub report_interval: Duration,
+    /// The other copies of a transmission are due this long after the first (20 ms).
+    pub copy_grace: Duration,
+    /// Expected copies missing in a row that fail a link (6).
+    pub miss_limit: u32,
+    /// Share of the last 64 expected copies and probes missing that fails a link (500 ‰).
+    pub loss_limit_permille: u16,
+    /// A link that carried the peer's traffic and then nothing for this long, while the peer is
+    /// heard elsewhere, fails (240 ms: one lost probe after the traffic stops is tolerated).
+    pub busy_silence: Duration,
+    /// A link silent for this long fails, whatever else is heard (450 ms: three lost probes in
+    /// a row are tolerated).
+    pub idle_silence: Duration,
+    /// A gap longer than this breaks a run of good reception (250 ms).
+    pub recovery_gap: Duration,
+    /// Good reception both ways for this long brings a failed link back (1 s).
+    pub recovery_hold: Duration,
+    /// A link failing within this long of coming back is flapping; it then needs this long of
+    /// good reception to come back (30 s).
+    pub damping_period: Duration,
+    /// A peer's report older than this is not used (1.5 s).
+    pub report_max_age: Duration,
+    /// Transmissions remembered at most for recognising their copies (4096).
+    pub dedup_capacity: usize,
+    /// How long a transmission is remembered for recognising its copies (1 s).
+    pub dedup_window: Duration,
+}
+
+impl Default for LinkParams {
+    fn default() -> LinkParams {
+        LinkParams {
+            probe_interval: Duration::from_millis(100),
+            report_interval: Duration::from_secs(1),
+            copy_grace: Duration::from_millis(20),
+            miss_limit: 6,
+            loss_limit_permille: 500,
+            busy_silence: Duration::from_millis(240),
+            idle_silence: Duration::from_millis(450),
+            recovery_gap: Duration::from_millis(250),
+            recovery_hold: Duration::from_secs(1),
+            damping_period: Duration::from_secs(30),
+            report_max_age: Duration::from_millis(1500),
+            dedup_capacity: 4096,
+            dedup_window: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A daemon of the ring other than this one, and the networks it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u32,
+    pub networks: NetSet,
+}
+
+/// Who this daemon is and whom it talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSetup {
+    pub me: u32,
+    /// The networks this daemon is on.
+    pub networks: NetSet,
+    pub peers: Vec<Peer>,
+    pub mode: MultipathMode,
+    pub config_hash: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkSetupError {
+    NoNetwork,
+    /// A network id past the last one.
+    BadNetwork(u8),
+    /// A peer shares no network with this daemon.
+    Unreachable(u32),
+    DuplicatePeer(u32),
+    PeerIsMe,
+}
+
+impl std::fmt::Display for LinkSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkSetupError::NoNetwork => write!(f, "this daemon is on no network"),
+            LinkSetupError::BadNetwork(n) => write!(f, "network id {n} is not below {MAX_NETWORKS}"),
+            LinkSetupError::Unreachable(id) => write!(f, "daemon {id:#x} shares no network with this one"),
+            LinkSetupError::DuplicatePeer(id) => write!(f, "daemon {id:#x} is listed twice"),
+            LinkSetupError::PeerIsMe => write!(f, "this daemon is listed among its peers"),
+        }
+    }
+}
+
+impl std::error::Error for LinkSetupError {}
+
+/// Why an incoming datagram did not go to the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Another network brought this transmission first.
+    Duplicate,
+    /// A copy of a token older than one already seen from the same sender.
+    StaleToken,
+    /// Claims another network than the one it arrived on.
+    Crossed {
+        claimed: u8,
+    },
+    /// This daemon's own packet, looped back.
+    Own,
+    /// From a daemon that is not a peer, or a probe meant for another daemon.
+    Stranger,
+    /// From a peer on a network it is not configured on.
+    WrongNetwork,
+    /// Of another configuration.
+    OtherConfiguration,
+    Malformed,
+}
+
+/// What became of an incoming datagram.
+#[derive(Debug, Clone, Copy)]
+pub enum Received<'a> {
+    /// The first copy of a ring packet: give it to the ring with the network it came on.
+    Ring(Packet<'a>),
+    /// A probe or ack, consumed here (an answer may be queued).
+    Link,
+    Dropped(DropReason),
+}
+
+/// Link packets to send: each to one peer on one network.
+#[derive(Debug, Default)]
+pub struct LinkOutputs {
+    bytes: Vec<u8>,
+    sends: Vec<(u32, u8, Range<usize>)>,
+}
+
+impl LinkOutputs {
+    pub fn new() -> LinkOutputs {
+        LinkOutputs::default()
+    }
+
+    /// Forgets everything, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.sends.clear();
+    }
+
+    /// (peer, network, datagram), in sending order.
+    pub fn sends(&self) -> impl Iterator<Item = (u32, u8, &[u8])> + '_ {
+        self.sends
+            .iter()
+            .map(|(peer, net, range)| (*peer, *net, &self.bytes[range.clone()]))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct PeerState {
+    id: u32,
+    /// Networks this daemon and the peer share.
+    networks: NetSet,
+    /// One per shared network, in network order.
+    links: Vec<Link>,
+    /// The newest token seen from the peer: ring, rotation, resend count.
+    last_token: Option<(RingId, u64, u8)>,
+    /// Number of the newest report taken from the peer, and when it came.
+    report_number: Option<u32>,
+    report_at: Option<Time>,
+}
+
+impl PeerState {
+    fn link(&self, network: u8) -> Option<usize> {
+        self.links.iter().position(|l| l.network == network)
+    }
+}
+
+/// One daemon's multipath link layer. See the module documentation.
+#[derive(Debug)]
+pub struct LinkLayer {
+    me: u32,
+    networks: NetSet,
+    mode: MultipathMode,
+    config_hash: u32,
+    params: LinkParams,
+    peers: Vec<PeerState>,
+    copies: Copies,
+    /// The network each recent data packet first came or went on, for hybrid retransmissions.
+    data_networks: HashMap<(RingId, u64), u8>,
+    data_order: VecDeque<(RingId, u64)>,
+    /// Scratch space for a broadcast's choice of networks.
+    reach: Vec<route::Reach>,
+    /// Where the next new data packet starts looking for a network (hybrid mode).
+    next_spread: u8,
+    /// Number of the next report this daemon writes.
+    report_number: u32,
+    /// Time of the last [`LinkLayer::handle_timer`]: deadlines up to it are done.
+    evaluated_at: Time,
+    drops: Drops,
+    missing: Vec<Missing>,
+}
+
+impl LinkLayer {
+    pub fn new(now: Time, setup: LinkSetup, params: LinkParams) -> Result<LinkLayer, LinkSetupError> {
+        let valid = NetSet::first_n(MAX_NETWORKS);
+        if setup.networks.is_empty() {
+            return Err(LinkSetupError::NoNetwork);
+        }
+        let mut peers: Vec<PeerState> = Vec::with_capacity(setup.peers.len());
+        for peer in &setup.peers {
+            if let Some(bad) = peer.networks.union(setup.networks).difference(valid).first() {
+                return Err(LinkSetupError::BadNetwork(bad));
+            }
+            if peer.id == setup.me {
+                return Err(LinkSetupError::PeerIsMe);
+            }
+            if peers.iter().any(|p| p.id == peer.id) {
+                return Err(LinkSetupError::DuplicatePeer(peer.id));
+            }
+            let shared = peer.networks.intersection(setup.networks);
+            if shared.is_empty() {
+                return Err(LinkSetupError::Unreachable(peer.id));
+            }
+            peers.push(PeerState {
+                id: peer.id,
+                networks: shared,
+                links: shared.iter().map(|n| Link::new(n, now)).collect(),
+                last_token: None,
+                report_number: None,
+                report_at: None,
+            });
+        }
+        Ok(LinkLayer {
+            me: setup.me,
+            networks: setup.networks,
+            mode: setup.mode,
+            config_hash: setup.config_hash,
+            copies: Copies::new(params.dedup_capacity, params.dedup_window, params.copy_grace),
+            data_networks: HashMap::new(),
+            data_order: VecDeque::new(),
+            params,
+            peers,
+            reach: Vec::new(),
+            next_spread: 0,
+            report_number: 0,
+            evaluated_at: now,
+            drops: Drops::default(),
+            missing: Vec::new(),
+        })
+    }
+
+    fn peer_index(&self, id: u32) -> Option<usize> {
+        self.peers.iter().position(|p| p.id == id)
+    }
+
+    /// Networks usable towards peer `index`: up here and, as far as the peer said, up there.
+    fn usable(&self, now: Time, index: usize) -> NetSet {
+        self.peers[index]
+            .links
+            .iter()
+            .filter(|l| l.is_up() && l.peer_says_up(now, &self.params))
+            .map(|l| l.network)
+            .collect()
+    }
+
+    /// The networks a ring datagram for `to` goes on; the daemon sends one re-stamped copy on
+    /// each. Empty only for a destination that is not a peer, or a broadcast with no peers.
+    pub fn on_send(&mut self, now: Time, to: Destination, bytes: &[u8]) -> NetSet {
+        let packet = decode(bytes).ok();
+        let data = packet.as_ref().and_then(|p| match p.body {
+            Body::Data(d) => Some((p.header.ring, d.seq)),
+            Body::Token(_) | Body::Hurry => None,
+        });
+        let networks = match to {
+            Destination::Daemon(id) => {
+                let Some(index) = self.peer_index(id) else {
+                    log::warn!("link: datagram for {id:#x}, not a peer; not sent");
+                    return NetSet::EMPTY;
+                };
+                let usable = self.usable(now, index);
+                route::unicast(self.mode, usable, self.peers[index].networks)
+            }
+            Destination::All => {
+                let mut reach = std::mem::take(&mut self.reach);
+                reach.clear();
+                reach.extend((0..self.peers.len()).map(|i| route::Reach {
+                    usable: self.usable(now, i),
+                    all: self.peers[i].networks,
+                }));
+                let networks = match (self.mode, data) {
+                    (MultipathMode::Active, _) | (MultipathMode::Hybrid, None) => route::every_usable(&reach),
+                    (MultipathMode::Passive, _) => route::first_usable(&reach, 0),
+                    (MultipathMode::Hybrid, Some(key)) => match self.data_networks.get(&key) {
+                        // Sent or received before: this is a retransmission, it moves on.
+                        Some(&before) => route::first_usable(&reach, (before + 1) % MAX_NETWORKS as u8),
+                        None => {
+                            let nets = route::first_usable(&reach, self.next_spread);
+                            self.next_spread = nets.first().map_or(0, |n| (n + 1) % MAX_NETWORKS as u8);
+                            nets
+                        }
+                    },
+                };
+                self.reach = reach;
+                networks
+            }
+        };
+        if let (Some(key), Some(first)) = (data, networks.first()) {
+            self.remember_data_network(key, first);
+        }
+        for peer in &mut self.peers {
+            if matches!(to, Destination::Daemon(id) if id != peer.id) {
+                continue;
+            }
+            for link in &mut peer.links {
+                if networks.contains(link.network) {
+                    link.last_sent = Some(now);
+                    link.counters.copies_sent += 1;
+                }
+            }
+        }
+        networks
+    }
+
+    fn remember_data_network(&mut self, key: (RingId, u64), network: u8) {
+        if self.data_networks.insert(key, network).is_none() {
+            self.data_order.push_back(key);
+            while self.data_order.len() > self.params.dedup_capacity {
+                if let Some(old) = self.data_order.pop_front() {
+                    self.data_networks.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Takes a datagram that arrived on network `arrival`.
+    pub fn on_receive<'a>(
+        &mut self,
+        now: Time,
+        arrival: u8,
+        bytes: &'a [u8],
+        out: &mut LinkOutputs,
+    ) -> Received<'a> {
+        let received = if probe::is_link_packet(bytes) {
+            self.receive_probe(now, arrival, bytes, out)
+        } else {
+            self.receive_ring(now, arrival, bytes, out)
+        };
+        if let Received::Dropped(reason) = received {
+            self.drops.count(reason);
+        }
+        received
+    }
+
+    /// Checks what every datagram must pass; returns the peer and its link for `arrival`.
+    fn admit(
+        &mut self,
+        now: Time,
+        arrival: u8,
+        config_hash: u32,
+        sender: u32,
+        claimed: u8,
+        out: &mut LinkOutputs,
+    ) -> Result<(usize, usize), DropReason> {
+        if config_hash != self.config_hash {
+            return Err(DropReason::OtherConfiguration);
+        }
+        if sender == self.me {
+            return Err(DropReason::Own);
+        }
+        let index = self.peer_index(sender).ok_or(DropReason::Stranger)?;
+        if claimed != arrival {
+            let peer = &mut self.peers[index];
+            if let Some(l) = peer.link(claimed) {
+                peer.links[l].crossed(now, arrival);
+                self.evaluate_peer(now, index, out);
+            }
+            return Err(DropReason::Crossed { claimed });
+        }
+        let link = self.peers[index].link(arrival).ok_or(DropReason::WrongNetwork)?;
+        Ok((index, link))
+    }
+
+    fn receive_ring<'a>(
+        &mut self,
+        now: Time,
+        arrival: u8,
+        bytes: &'a [u8],
+        out: &mut LinkOutputs,
+    ) -> Received<'a> {
+        let Ok(packet) = decode(bytes) else {
+            return Received::Dropped(DropReason::Malformed);
+        };
+        let h = packet.header;
+        let (index, l) = match self.admit(now, arrival, h.config_hash, h.sender, h.network, out) {
+            Ok(found) => found,
+            Err(reason) => return Received::Dropped(reason),
+        };
+        let params = &self.params;
+        let peer = &mut self.peers[index];
+        let link = &mut peer.links[l];
+        link.heard(now, true, params);
+        link.counters.packets += 1;
+        let key = match packet.body {
+            Body::Data(d) => CopyKey::Data {
+                sender: h.sender,
+                ring: h.ring,
+                seq: d.seq,
+            },
+            Body::Token(t) => {
+                link.counters.tokens += 1;
+                CopyKey::Token {
+                    sender: h.sender,
+                    ring: h.ring,
+                    rotation: t.fields.rotation,
+                    retrans: t.fields.retrans,
+                }
+            }
+            Body::Hurry => CopyKey::Hurry {
+                sender: h.sender,
+                ring: h.ring,
+            },
+        };
+        let expected = self.expected_copies(now, index, &key);
+        if expected.contains(arrival) {
+            self.peers[index].links[l].outcome(false);
+        }
+        let received = match self.copies.arrive(now, key, arrival, expected) {
+            Arrival::Duplicate => {
+                self.peers[index].links[l].counters.duplicates += 1;
+                Received::Dropped(DropReason::Duplicate)
+            }
+            Arrival::First { missing } => {
+                if let Some(missing) = missing {
+                    self.account(missing);
+                }
+                self.first_copy(index, l, arrival, key, packet)
+            }
+        };
+        self.evaluate_peer(now, index, out);
+        received
+    }
+
+    /// The first copy of a transmission goes to the ring, unless it is a token older than one
+    /// already seen from the same sender (a late copy, or a replay).
+    fn first_copy<'a>(
+        &mut self,
+        index: usize,
+        l: usize,
+        arrival: u8,
+        key: CopyKey,
+        packet: Packet<'a>,
+    ) -> Received<'a> {
+        let peer = &mut self.peers[index];
+        match key {
+            CopyKey::Token {
+                ring,
+                rotation,
+                retrans,
+                ..
+            } => match peer.last_token {
+                Some(last) if last.0 == ring && (rotation, retrans) < (last.1, last.2) => {
+                    peer.links[l].counters.stale += 1;
+                    return Received::Dropped(DropReason::StaleToken);
+                }
+                _ => peer.last_token = Some((ring, rotation, retrans)),
+            },
+            CopyKey::Data { ring, seq, .. } => self.remember_data_network((ring, seq), arrival),
+            CopyKey::Hurry { .. } => {}
+        }
+        Received::Ring(packet)
+    }
+
+    /// Networks a transmission from peer `index` should come on, by this daemon's view.
+    fn expected_copies(&self, now: Time, index: usize, key: &CopyKey) -> NetSet {
+        match (self.mode, key) {
+            (MultipathMode::Passive, _) | (MultipathMode::Hybrid, CopyKey::Data { .. }) => NetSet::EMPTY,
+            _ => self.usable(now, index),
+        }
+    }
+
+    fn account(&mut self, missing: Missing) {
+        if let Some(index) = self.peer_index(missing.sender) {
+            for link in &mut self.peers[index].links {
+                if missing.networks.contains(link.network) {
+                    link.outcome(true);
+                }
+            }
+        }
+    }
+
+    fn receive_probe<'a>(
+        &mut self,
+        now: Time,
+        arrival: u8,
+        bytes: &[u8],
+        out: &mut LinkOutputs,
+    ) -> Received<'a> {
+        let Ok(p) = probe::decode(bytes) else {
+            return Received::Dropped(DropReason::Malformed);
+        };
+        if p.receiver != self.me && p.sender != self.me {
+            return Received::Dropped(DropReason::Stranger);
+        }
+        let (index, l) = match self.admit(now, arrival, p.config_hash, p.sender, p.network, out) {
+            Ok(found) => found,
+            Err(reason) => return Received::Dropped(reason),
+        };
+        let params = &self.params;
+        let peer = &mut self.peers[index];
+        let link = &mut peer.links[l];
+        link.heard(now, false, params);
+        // Serial arithmetic: a gap forward is lost packets; a short step back is a late packet
+        // (already counted as lost); a long one is a restarted peer counting from zero again.
+        let forward = link.last_seq.map(|last| p.seq.wrapping_sub(last));
+        match forward {
+            Some(step) if step > 0 && step < 1 << 31 => {
+                for _ in 0..(step - 1).min(64) {
+                    link.outcome(true);
+                }
+                link.last_seq = Some(p.seq);
+            }
+            Some(step) if step.wrapping_neg() <= 64 => {}
+            _ => link.last_seq = Some(p.seq),
+        }
+        link.outcome(false);
+        match p.kind {
+            ProbeKind::Probe => link.counters.probes_received += 1,
+            ProbeKind::Ack => {
+                link.counters.acks_received += 1;
+                if let Some(rtt) = now.as_micros().checked_sub(p.timestamp) {
+                    link.rtt_sample(Duration::from_micros(rtt));
+                }
+            }
+        }
+        // Reports cross on several networks: the newest wins. One too old to compare with
+        // (a restarted peer counts from zero again) is replaced by any.
+        let newer = peer.report_number.map_or(true, |n| {
+            let step = p.report_number.wrapping_sub(n);
+            step > 0 && step < 1 << 31
+        });
+        let expired = peer.report_at.map_or(true, |t| now >= t + params.report_max_age);
+        if newer || expired {
+            peer.report_number = Some(p.report_number);
+            peer.report_at = Some(now);
+            for entry in &p.entries {
+                if let Some(l) = peer.link(entry.network) {
+                    peer.links[l].report(now, *entry);
+                }
+            }
+        }
+        if p.kind == ProbeKind::Probe {
+            self.send_probe(now, index, l, ProbeKind::Ack, p.timestamp, out);
+        }
+        self.evaluate_peer(now, index, out);
+        Received::Link
+    }
+
+    /// Queues a probe or ack to peer `index` on its link `l`, with this daemon's report.
+    fn send_probe(
+        &mut self,
+        now: Time,
+        index: usize,
+        l: usize,
+        kind: ProbeKind,
+        timestamp: u64,
+        out: &mut LinkOutputs,
+    ) {
+        self.report_number = self.report_number.wrapping_add(1);
+        let peer = &mut self.peers[index];
+        let entries = peer.links.iter().map(|link| link.report_entry(now)).collect();
+        let link = &mut peer.links[l];
+        let p = Probe {
+            kind,
+            network: link.network,
+            config_hash: self.config_hash,
+            sender: self.me,
+            receiver: peer.id,
+            seq: link.next_seq,
+            report_number: self.report_number,
+            timestamp,
+            entries,
+        };
+        link.next_seq = link.next_seq.wrapping_add(1);
+        link.last_sent = Some(now);
+        if kind == ProbeKind::Probe {
+            link.last_probe = Some(now);
+            link.counters.probes_sent += 1;
+        }
+        let start = out.bytes.len();
+        probe::encode(&mut out.bytes, &p);
+        out.sends.push((peer.id, link.network, start..out.bytes.len()));
+    }
+
+    /// Re-evaluates peer `index`'s links; when how we hear it changed, tells it at once on
+    /// every network.
+    fn evaluate_peer(&mut self, now: Time, index: usize, out: &mut LinkOutputs) {
+        let peer = &mut self.peers[index];
+        let mut urgent = false;
+        for l in 0..peer.links.len() {
+            let heard = peer.links[l].last_heard();
+            let heard_elsewhere = peer.links.iter().any(|o| o.last_heard() > heard);
+            let change = peer.links[l].evaluate(now, heard_elsewhere, &self.params);
+            if change.state {
+                let link = &peer.links[l];
+                log::info!(
+                    "link: daemon {:#x} network {} {} ({})",
+                    peer.id,
+                    link.network,
+                    if link.is_up() { "up" } else { "down" },
+                    link.fault().map_or("recovered", |f| f.name())
+                );
+            }
+            urgent |= change.reception || change.state;
+        }
+        if urgent {
+            for l in 0..self.peers[index].links.len() {
+                self.send_probe(now, index, l, ProbeKind::Probe, now.as_micros(), out);
+            }
+        }
+    }
+
+    /// Does what is due at `now`: accounts missing copies, takes health decisions, probes.
+    pub fn handle_timer(&mut self, now: Time, out: &mut LinkOutputs) {
+        let mut missing = std::mem::take(&mut self.missing);
+        self.copies.expire(now, &mut missing);
+        for m in missing.drain(..) {
+            self.account(m);
+        }
+        self.missing = missing;
+        // Probes due soon go now with those due now: one wake-up serves many links.
+        let soon = now + self.params.probe_interval / 4;
+        for index in 0..self.peers.len() {
+            self.evaluate_peer(now, index, out);
+            for l in 0..self.peers[index].links.len() {
+                if self.probe_due(index, l).map_or(true, |due| due <= soon) {
+                    self.send_probe(now, index, l, ProbeKind::Probe, now.as_micros(), out);
+                }
+            }
+        }
+        self.evaluated_at = now;
+    }
+
+    /// When link `l` of peer `index` must be probed; `None` when it never was.
+    fn probe_due(&self, index: usize, l: usize) -> Option<Time> {
+        let link = &self.peers[index].links[l];
+        Some(
+            (link.last_sent? + self.params.probe_interval)
+                .min(link.last_probe? + self.params.report_interval),
+        )
+    }
+
+    /// When [`LinkLayer::handle_timer`] must be called next.
+    pub fn next_deadline(&self) -> Time {
+        let mut next = self.copies.next_deadline();
+        let mut consider = |t: Time| next = Some(next.map_or(t, |n: Time| n.min(t)));
+        for (index, peer) in self.peers.iter().enumerate() {
+            for (l, link) in peer.links.iter().enumerate() {
+                consider(self.probe_due(index, l).unwrap_or(self.evaluated_at));
+                if let Some(t) = link.next_deadline(self.evaluated_at, &self.params) {
+                    consider(t);
+                }
+            }
+        }
+        next.unwrap_or(self.evaluated_at + self.params.report_interval)
+    }
+
+    /// Everything the monitor shows.
+    pub fn status(&self, now: Time) -> Status {
+        let mut links = Vec::new();
+        for (index, peer) in self.peers.iter().enumerate() {
+            let usable = self.usable(now, index);
+            for link in &peer.links {
+                links.push(LinkStatus {
+                    peer: peer.id,
+                    network: link.network,
+                    up: link.is_up(),
+                    usable: usable.contains(link.network),
+                    fault: link.fault(),
+                    damped: link.is_damped(),
+                    rtt: link.rtt,
+                    loss_permille: link.loss_permille(),
+                    peer_loss_permille: link.peer_loss_permille(now, &self.params),
+                    counters: link.counters,
+                    transitions: link.transitions().copied().collect(),
+                });
+            }
+        }
+        Status {
+            me: self.me,
+            mode: self.mode,
+            networks: self.networks,
+            links,
+            drops: self.drops,
+        }
+    }
+}
