@@ -7,6 +7,7 @@
 //! `run(seed, &Scenario::random(seed))` replays a failure exactly.
 
 pub mod check;
+pub mod evs;
 pub mod network;
 pub mod rng;
 
