@@ -25,6 +25,9 @@
 mod output;
 mod params;
 
+#[cfg(test)]
+mod tests;
+
 pub use output::{Event, Outputs, Position};
 pub use params::Params;
 
@@ -505,6 +508,9 @@ impl Membership {
 
     /// The place of this daemon in a form token and whether `sender` is the one before it.
     fn my_turn(&self, sender: u32, members: &[u32]) -> Option<usize> {
+        if members.iter().any(|m| !self.all.contains(m)) {
+            return None;
+        }
         let index = members.iter().position(|&m| m == self.me)?;
         let before = members[(index + members.len() - 1) % members.len()];
         (before == sender).then_some(index)
@@ -521,7 +527,7 @@ impl Membership {
         if index == 0 {
             // Back at the representative: every member filled it, send the result round.
             let mine = self.state == State::Form && self.filled == Some((self.me, form.attempt));
-            if !mine || entries.len() != members.len() {
+            if !mine || entries.len() != members.len() || entries[0] != self.my_old_ring() {
                 self.stats.stale_forms += 1;
                 return;
             }
@@ -573,7 +579,7 @@ impl Membership {
         if index == 0 {
             let new_ring = RingId {
                 rep: self.me,
-                seq: form.max_ring_seq + 1,
+                seq: form.max_ring_seq.saturating_add(1),
             };
             match &self.recovery {
                 Some(r) if self.state == State::Evs && !r.started && r.ring.ring_id() == new_ring => {
@@ -583,7 +589,11 @@ impl Membership {
             }
             return;
         }
-        if self.state != State::Form || self.filled != Some((members[0], form.attempt)) {
+        // The token must carry what this daemon wrote into it.
+        if self.state != State::Form
+            || self.filled != Some((members[0], form.attempt))
+            || entries[index] != self.my_old_ring()
+        {
             self.stats.stale_forms += 1;
             return;
         }
@@ -621,7 +631,7 @@ impl Membership {
     ) {
         let new_ring = RingId {
             rep: members[0],
-            seq: max_ring_seq + 1,
+            seq: max_ring_seq.saturating_add(1),
         };
         self.max_ring_seq = self.max_ring_seq.max(new_ring.seq);
         self.join_deadline = None;

@@ -73,13 +73,13 @@ impl Scenario {
         let mut rng = Rng::new(seed ^ 0x0e75_51e0);
         let pick = |choices: &[f64], rng: &mut Rng| choices[rng.below(choices.len() as u64) as usize];
         let faults = Faults {
-            loss: pick(&[0.0, 0.01, 0.03, 0.06], &mut rng),
+            loss: pick(&[0.0, 0.01, 0.03, 0.06, 0.15], &mut rng),
             duplicate: pick(&[0.0, 0.02, 0.1], &mut rng),
             reorder: pick(&[0.0, 0.05, 0.2], &mut rng),
         };
         let safe_ratio = pick(&[0.0, 0.3, 1.0], &mut rng);
         let large_ratio = pick(&[0.0, 0.0, 0.03], &mut rng);
-        let daemons = rng.between(2, 5) as usize;
+        let daemons = rng.between(2, 6) as usize;
         let latency = Duration::from_micros(rng.between(50, 300));
         let jitter = latency * rng.between(0, 2) as u32;
         let mut params = Params::from_options(&Options::new());
@@ -97,7 +97,7 @@ impl Scenario {
         params.lookup_timeout = params.gather_timeout * 2;
         let active = Duration::from_millis(rng.between(200, 1500));
         let mut plan = Vec::new();
-        for _ in 0..rng.between(0, 6) {
+        for _ in 0..rng.between(0, 12) {
             let at = Duration::from_micros(rng.below(active.as_micros() as u64));
             let d = rng.below(daemons as u64) as usize;
             let action = match rng.below(6) {
@@ -112,7 +112,7 @@ impl Scenario {
         plan.sort_by_key(|&(at, _)| at);
         Scenario {
             daemons,
-            messages_per_daemon: rng.between(5, 40) as usize,
+            messages_per_daemon: rng.between(5, 80) as usize,
             safe_ratio,
             large_ratio,
             faults,
@@ -440,6 +440,11 @@ impl Sim<'_> {
                     let checker_regular: Vec<Option<RingId>> =
                         (0..daemons.len()).map(|k| self.checker.current(k)).collect();
                     let has = |k: usize, p: Position| {
+                        // The daemon delivering it has it (it may have retired the ring in this
+                        // very call).
+                        if k == i {
+                            return true;
+                        }
                         let Some(m) = daemons.get(k).and_then(|d| d.membership.as_ref()) else {
                             // A crashed daemon cannot be asked.
                             return true;

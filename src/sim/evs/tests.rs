@@ -84,7 +84,7 @@ fn sweep(first: u64, count: u64) {
 }
 
 /// Seeds `cargo test` runs; each picks its own scenario (see [`Scenario::random`]).
-const SWEEP_SEEDS: u64 = 60;
+const SWEEP_SEEDS: u64 = 1000;
 
 #[test]
 fn sweep_random_scenarios() {
