@@ -17,7 +17,8 @@ pub enum Event<'a> {
     /// configuration); the old configuration's remaining messages follow.
     Transitional { ring: RingId, members: &'a [u32] },
     /// A new regular configuration; each member with the ring id of the regular configuration
-    /// it comes from.
+    /// it comes from. A daemon's first configuration (itself alone, at start) names as its
+    /// previous ring `RingId { rep: itself, seq: 0 }`, which no ring has.
     Regular {
         ring: RingId,
         members: &'a [(u32, RingId)],

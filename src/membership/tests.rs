@@ -36,6 +36,8 @@ struct Cluster {
     now: Time,
     seen: Vec<Vec<Seen>>,
     out: Outputs,
+    /// Every datagram sent, for replaying mangled copies.
+    captured: Vec<Vec<u8>>,
 }
 
 impl Cluster {
@@ -52,12 +54,16 @@ impl Cluster {
             now: Time::ZERO,
             seen: vec![Vec::new(); n],
             out: Outputs::new(),
+            captured: Vec::new(),
         }
     }
 
     fn call(&mut self, i: usize, f: impl FnOnce(&mut Membership, Time, &mut Outputs)) {
         f(&mut self.daemons[i], self.now, &mut self.out);
         for (to, bytes) in self.out.sends() {
+            if self.captured.len() < 5_000 {
+                self.captured.push(bytes.to_vec());
+            }
             let targets: Vec<usize> = match to {
                 Destination::All => (0..self.daemons.len()).filter(|&j| j != i).collect(),
                 Destination::Daemon(id) => vec![id as usize - 1],
@@ -296,4 +302,58 @@ fn bad_and_stray_packets_are_counted_never_fatal() {
     });
     assert_eq!(c.daemons[0].stats().stale_forms, stats.stale_forms + 1);
     assert_eq!(c.daemons[0].state(), State::Op);
+}
+
+/// xorshift64*: enough randomness to mangle packets without a crate.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+#[test]
+fn mangled_packets_in_every_state_never_panic() {
+    let mut c = Cluster::new(3);
+    c.submit(1, b"traffic");
+    c.run_for(Duration::from_millis(100));
+    c.connected[2] = false;
+    c.run_for(Duration::from_millis(40));
+    let captured = std::mem::take(&mut c.captured);
+    assert!(captured.len() > 100, "{}", captured.len());
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut states = Vec::new();
+    for round in 0..20_000 {
+        let mut bytes = captured[round % captured.len()].clone();
+        for _ in 0..1 + xorshift(&mut state) % 3 {
+            let at = (xorshift(&mut state) % bytes.len() as u64) as usize;
+            bytes[at] = xorshift(&mut state) as u8;
+        }
+        let i = round % 3;
+        c.call(i, |m, now, out| {
+            m.handle(
+                now,
+                Input::Packet {
+                    network: 0,
+                    bytes: &bytes,
+                },
+                out,
+            )
+        });
+        if round % 500 == 0 {
+            c.run_for(Duration::from_millis(3));
+            states.push(c.daemons[i].state());
+        }
+    }
+    // The mangling met the daemons in more than one state.
+    assert!(states.iter().any(|&s| s != states[0]), "{states:?}");
+    let dropped: u64 = c
+        .daemons
+        .iter()
+        .map(|m| m.stats().malformed + m.stats().stale_forms)
+        .sum();
+    assert!(dropped > 0);
+    c.connected[2] = true;
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(c.last_regular(0).unwrap().1, vec![1, 2, 3]);
 }
