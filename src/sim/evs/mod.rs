@@ -55,6 +55,10 @@ pub struct Scenario {
     pub large_ratio: f64,
     /// Datagram faults during the active period; none afterwards.
     pub faults: Faults,
+    /// Chance that a datagram sent during the active period arrives once more, up to
+    /// `late_delay` later (a stale copy from an old ring or gathering).
+    pub late: f64,
+    pub late_delay: Duration,
     pub latency: Duration,
     pub jitter: Duration,
     /// Messages are submitted and the plan plays within this period.
@@ -112,6 +116,8 @@ impl Scenario {
         plan.sort_by_key(|&(at, _)| at);
         Scenario {
             daemons,
+            late: pick(&[0.0, 0.0, 0.01], &mut rng),
+            late_delay: params.gather_timeout * 4,
             messages_per_daemon: rng.between(5, 80) as usize,
             safe_ratio,
             large_ratio,
@@ -385,11 +391,13 @@ impl Sim<'_> {
             return Ok(());
         };
         f(m, self.now, &mut self.out);
-        let faults = if self.now < Time::ZERO + self.scenario.active {
+        let active = self.now < Time::ZERO + self.scenario.active;
+        let faults = if active {
             self.scenario.faults
         } else {
             Faults::NONE
         };
+        let late = if active { self.scenario.late } else { 0.0 };
         for (to, bytes) in self.out.sends() {
             if crate::wire::packet::decode(bytes).is_err() {
                 return Err(Violation::Undecodable { daemon: i });
@@ -407,6 +415,16 @@ impl Sim<'_> {
                         }
                     }
                 }
+            }
+            if self.rng.chance(late) {
+                let to = self.rng.below(self.ids.len() as u64) as usize;
+                let delay = self.rng.below(self.scenario.late_delay.as_micros() as u64 + 1);
+                let event = Event::Datagram {
+                    from: i,
+                    to,
+                    bytes: bytes.to_vec(),
+                };
+                self.net.schedule(self.now + Duration::from_micros(delay), event);
             }
         }
         self.record_arus();

@@ -60,7 +60,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 fn sweep(first: u64, count: u64) {
     let started = Instant::now();
-    let (mut messages, mut installs, mut crashes) = (0, 0, 0);
+    let (mut messages, mut installs, mut crashes, mut stale) = (0, 0, 0, 0);
     let mut sim_time = Duration::ZERO;
     for seed in first..first + count {
         let scenario = Scenario::random(seed);
@@ -69,6 +69,8 @@ fn sweep(first: u64, count: u64) {
                 messages += stats.messages;
                 installs += stats.membership.installs;
                 crashes += stats.crashes;
+                let m = stats.membership;
+                stale += m.other_ring + m.stale_joins + m.stale_forms;
                 sim_time += stats.sim_time;
             }
             Err(v) => panic!(
@@ -77,7 +79,8 @@ fn sweep(first: u64, count: u64) {
         }
     }
     eprintln!(
-        "evs sweep: seeds {first}..{}, {messages} messages, {installs} installs, {crashes} crashes, {sim_time:?} simulated, in {:?}",
+        "evs sweep: seeds {first}..{}, {messages} messages, {installs} installs, {crashes} crashes, \
+         {stale} stale packets dropped, {sim_time:?} simulated, in {:?}",
         first + count,
         started.elapsed()
     );
