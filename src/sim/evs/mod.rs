@@ -13,6 +13,7 @@ pub mod check;
 #[cfg(test)]
 mod tests;
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 pub use check::Violation;
@@ -22,7 +23,7 @@ use super::network::{Event, Faults, Network, NetworkStats};
 use super::rng::Rng;
 use crate::config::Options;
 use crate::membership::{
-    Event as MembershipEvent, Input, Membership, MembershipStats, Outputs, Params, Position,
+    Event as MembershipEvent, Input, Membership, MembershipStats, Outputs, Params, Position, State,
 };
 use crate::ring::{Destination, Time};
 use crate::wire::packet::{RingId, ServiceLevel};
@@ -170,8 +171,10 @@ struct Sim<'s> {
     checker: Checker,
     /// Next message counter of each daemon index (across incarnations, so ids stay unique).
     counters: Vec<u64>,
-    /// Highest all-received mark seen per ring and daemon, for checking SAFE delivery.
-    arus: std::collections::HashMap<(RingId, usize), u64>,
+    /// What each daemon had of each ring, for checking SAFE delivery: the highest
+    /// all-received mark seen, and the packets above it it had while its ring was frozen.
+    arus: HashMap<(RingId, usize), u64>,
+    frozen: HashMap<(RingId, usize), BTreeSet<u64>>,
     stats: Stats,
 }
 
@@ -196,7 +199,8 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Violation> {
         checker: Checker::new(ids.clone()),
         ids,
         counters: vec![0; n],
-        arus: std::collections::HashMap::new(),
+        arus: HashMap::new(),
+        frozen: HashMap::new(),
         stats: Stats {
             sim_time: Duration::ZERO,
             messages: 0,
@@ -427,7 +431,7 @@ impl Sim<'_> {
                 self.net.schedule(self.now + Duration::from_micros(delay), event);
             }
         }
-        self.record_arus();
+        self.record(i);
         let out = std::mem::take(&mut self.out);
         let result = self.check_events(i, &out);
         self.out = out;
@@ -435,12 +439,19 @@ impl Sim<'_> {
         result
     }
 
-    fn record_arus(&mut self) {
-        for (k, d) in self.daemons.iter().enumerate() {
-            if let Some(m) = &d.membership {
-                let aru = self.arus.entry((m.ring().ring_id(), k)).or_insert(0);
-                *aru = (*aru).max(m.ring().my_aru());
-            }
+    /// Notes what daemon `k` has of its ring now.
+    fn record(&mut self, k: usize) {
+        let Some(m) = &self.daemons[k].membership else {
+            return;
+        };
+        let ring = m.ring();
+        let key = (ring.ring_id(), k);
+        let aru = self.arus.entry(key).or_insert(0);
+        *aru = (*aru).max(ring.my_aru());
+        // Outside OP the ring only gains recovered packets, above holes.
+        if m.state() != State::Op && ring.my_aru() < ring.highest_seq() {
+            let have = (ring.my_aru() + 1..=ring.highest_seq()).filter(|&seq| ring.has_received(seq));
+            self.frozen.entry(key).or_default().extend(have);
         }
     }
 
@@ -455,8 +466,7 @@ impl Sim<'_> {
                     let at = at.expect("deliveries have positions");
                     let daemons = &self.daemons;
                     let arus = &self.arus;
-                    let checker_regular: Vec<Option<RingId>> =
-                        (0..daemons.len()).map(|k| self.checker.current(k)).collect();
+                    let frozen = &self.frozen;
                     let has = |k: usize, p: Position| {
                         // The daemon delivering it has it (it may have retired the ring in this
                         // very call).
@@ -469,9 +479,7 @@ impl Sim<'_> {
                         };
                         m.has_packet(p.ring, p.seq)
                             || arus.get(&(p.ring, k)).is_some_and(|&aru| aru >= p.seq)
-                            // It installed a later configuration, which needs every packet
-                            // delivered in the transitional one.
-                            || checker_regular[k].is_some_and(|r| r != p.ring && r.seq > p.ring.seq)
+                            || frozen.get(&(p.ring, k)).is_some_and(|have| have.contains(&p.seq))
                     };
                     let id = self.checker.deliver(i, origin, service, message, at, has)?;
                     if id.origin == i {
