@@ -33,7 +33,7 @@ pub use params::Params;
 
 use crate::ring::{self, Destination, Ring, Setup, Time};
 use crate::wire::packet::{
-    decode, encode_alive, encode_form, encode_join, Body, FormToken, Header, Kind, OldRing, Packet, RingId,
+    decode, encode_alive, encode_form, encode_join, Body, Header, Kind, OldRing, Packet, RingId,
     ServiceLevel, MAX_MEMBERS, MAX_MESSAGE_LEN,
 };
 
@@ -113,6 +113,26 @@ struct Recovery {
     have_all: Vec<u32>,
     /// The representative waits for its Form2 to come back before starting the ring.
     started: bool,
+}
+
+/// A form token's content (see [`crate::wire::packet::FormToken`]).
+struct Form {
+    attempt: u64,
+    max_ring_seq: u64,
+    /// In ring order; the first is the representative.
+    members: Vec<u32>,
+    /// What the members so far had of their old rings.
+    entries: Vec<OldRing>,
+}
+
+impl Form {
+    /// The ring the token forms: the representative's, with the next sequence.
+    fn new_ring(&self) -> RingId {
+        RingId {
+            rep: self.members[0],
+            seq: self.max_ring_seq.saturating_add(1),
+        }
+    }
 }
 
 pub struct Membership {
@@ -324,11 +344,17 @@ impl Membership {
                 let names_me = join.heard().any(|id| id == self.me);
                 self.receive_join(now, h, join.max_ring_seq, names_me, out);
             }
-            Body::Form(form) => {
+            Body::Form(token) => {
+                let form = Form {
+                    attempt: token.attempt,
+                    max_ring_seq: token.max_ring_seq,
+                    members: token.members().collect(),
+                    entries: token.entries().collect(),
+                };
                 if h.kind == Kind::Form1 {
-                    self.receive_form1(now, h.sender, &form, out);
+                    self.receive_form1(now, h.sender, form, out);
                 } else {
-                    self.receive_form2(now, h.sender, &form, out);
+                    self.receive_form2(now, h.sender, form, out);
                 }
             }
         }
@@ -467,48 +493,44 @@ impl Membership {
             return;
         }
         self.attempt += 1;
-        self.join_deadline = None;
-        self.gather_deadline = None;
-        let entries = [self.my_old_ring()];
-        if members.len() == 1 {
-            self.install(now, &members, &entries, self.max_ring_seq, out);
+        let form = Form {
+            attempt: self.attempt,
+            max_ring_seq: self.max_ring_seq,
+            entries: vec![self.my_old_ring()],
+            members,
+        };
+        if form.members.len() == 1 {
+            self.install(now, &form, out);
             self.start_new_ring(now, out);
             return;
         }
         self.state = State::Form;
         self.filled = Some((self.me, self.attempt));
+        self.join_deadline = None;
+        self.gather_deadline = None;
         self.form_deadline = Some(now + self.params.form_timeout);
-        self.send_form(
-            Kind::Form1,
-            members[1],
-            self.attempt,
-            self.max_ring_seq,
-            &members,
-            &entries,
-            out,
-        );
+        self.send_form(Kind::Form1, form.members[1], &form, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn send_form(
-        &self,
-        kind: Kind,
-        to: u32,
-        attempt: u64,
-        max_ring_seq: u64,
-        members: &[u32],
-        entries: &[OldRing],
-        out: &mut Outputs,
-    ) {
+    fn send_form(&self, kind: Kind, to: u32, form: &Form, out: &mut Outputs) {
         let header = self.header(kind);
         out.send_with(Destination::Daemon(to), |v| {
-            encode_form(v, &header, attempt, max_ring_seq, members, entries)
+            encode_form(
+                v,
+                &header,
+                form.attempt,
+                form.max_ring_seq,
+                &form.members,
+                &form.entries,
+            )
         });
     }
 
-    /// The place of this daemon in a form token and whether `sender` is the one before it.
-    fn my_turn(&self, sender: u32, members: &[u32]) -> Option<usize> {
-        if members.iter().any(|m| !self.all.contains(m)) {
+    /// The place of this daemon in a form token whose `sender` must be the member before it.
+    /// Tokens naming unconfigured daemons, or only one (never sent), are refused.
+    fn my_turn(&self, sender: u32, form: &Form) -> Option<usize> {
+        let members = &form.members;
+        if members.len() < 2 || members.iter().any(|m| !self.all.contains(m)) {
             return None;
         }
         let index = members.iter().position(|&m| m == self.me)?;
@@ -516,73 +538,48 @@ impl Membership {
         (before == sender).then_some(index)
     }
 
-    fn receive_form1(&mut self, now: Time, sender: u32, form: &FormToken<'_>, out: &mut Outputs) {
-        let members: Vec<u32> = form.members().collect();
-        let entries: Vec<OldRing> = form.entries().collect();
-        let Some(index) = self.my_turn(sender, &members) else {
+    fn receive_form1(&mut self, now: Time, sender: u32, form: Form, out: &mut Outputs) {
+        let Some(index) = self.my_turn(sender, &form) else {
             self.stats.stale_forms += 1;
             return;
         };
-        let rep = members[0];
         if index == 0 {
             // Back at the representative: every member filled it, send the result round.
             let mine = self.state == State::Form && self.filled == Some((self.me, form.attempt));
-            if !mine || entries.len() != members.len() || entries[0] != self.my_old_ring() {
+            if !mine || form.entries.len() != form.members.len() || form.entries[0] != self.my_old_ring() {
                 self.stats.stale_forms += 1;
                 return;
             }
-            self.send_form(
-                Kind::Form2,
-                members[1],
-                form.attempt,
-                form.max_ring_seq,
-                &members,
-                &entries,
-                out,
-            );
-            self.install(now, &members, &entries, form.max_ring_seq, out);
+            self.send_form(Kind::Form2, form.members[1], &form, out);
+            self.install(now, &form, out);
             // Until the Form2 comes back the new ring is not started: the form timeout guards.
             self.form_deadline = Some(now + self.params.form_timeout);
             return;
         }
-        if self.state != State::Gather || entries.len() != index {
+        if self.state != State::Gather || form.entries.len() != index {
             self.stats.stale_forms += 1;
             return;
         }
-        let mut entries = entries;
-        entries.push(self.my_old_ring());
-        let max_ring_seq = form.max_ring_seq.max(self.max_ring_seq);
-        let next = members[(index + 1) % members.len()];
-        self.send_form(
-            Kind::Form1,
-            next,
-            form.attempt,
-            max_ring_seq,
-            &members,
-            &entries,
-            out,
-        );
+        let mut form = form;
+        form.entries.push(self.my_old_ring());
+        form.max_ring_seq = form.max_ring_seq.max(self.max_ring_seq);
+        let next = form.members[(index + 1) % form.members.len()];
+        self.send_form(Kind::Form1, next, &form, out);
         self.state = State::Form;
-        self.filled = Some((rep, form.attempt));
+        self.filled = Some((form.members[0], form.attempt));
         self.join_deadline = None;
         self.gather_deadline = None;
         self.form_deadline = Some(now + self.params.form_timeout);
     }
 
-    fn receive_form2(&mut self, now: Time, sender: u32, form: &FormToken<'_>, out: &mut Outputs) {
-        let members: Vec<u32> = form.members().collect();
-        let Some(index) = self.my_turn(sender, &members) else {
+    fn receive_form2(&mut self, now: Time, sender: u32, form: Form, out: &mut Outputs) {
+        let Some(index) = self.my_turn(sender, &form) else {
             self.stats.stale_forms += 1;
             return;
         };
-        let entries: Vec<OldRing> = form.entries().collect();
         if index == 0 {
-            let new_ring = RingId {
-                rep: self.me,
-                seq: form.max_ring_seq.saturating_add(1),
-            };
             match &self.recovery {
-                Some(r) if self.state == State::Evs && !r.started && r.ring.ring_id() == new_ring => {
+                Some(r) if self.state == State::Evs && !r.started && r.ring.ring_id() == form.new_ring() => {
                     self.start_new_ring(now, out)
                 }
                 _ => self.stats.stale_forms += 1,
@@ -591,23 +588,15 @@ impl Membership {
         }
         // The token must carry what this daemon wrote into it.
         if self.state != State::Form
-            || self.filled != Some((members[0], form.attempt))
-            || entries[index] != self.my_old_ring()
+            || self.filled != Some((form.members[0], form.attempt))
+            || form.entries[index] != self.my_old_ring()
         {
             self.stats.stale_forms += 1;
             return;
         }
-        let next = members[(index + 1) % members.len()];
-        self.send_form(
-            Kind::Form2,
-            next,
-            form.attempt,
-            form.max_ring_seq,
-            &members,
-            &entries,
-            out,
-        );
-        self.install(now, &members, &entries, form.max_ring_seq, out);
+        let next = form.members[(index + 1) % form.members.len()];
+        self.send_form(Kind::Form2, next, &form, out);
+        self.install(now, &form, out);
         self.start_new_ring(now, out);
     }
 
@@ -621,18 +610,9 @@ impl Membership {
     }
 
     /// Creates the new ring and queues on it what the members of this daemon's old ring miss.
-    fn install(
-        &mut self,
-        now: Time,
-        members: &[u32],
-        entries: &[OldRing],
-        max_ring_seq: u64,
-        out: &mut Outputs,
-    ) {
-        let new_ring = RingId {
-            rep: members[0],
-            seq: max_ring_seq.saturating_add(1),
-        };
+    fn install(&mut self, now: Time, form: &Form, out: &mut Outputs) {
+        let new_ring = form.new_ring();
+        let (members, entries) = (&form.members, &form.entries);
         self.max_ring_seq = self.max_ring_seq.max(new_ring.seq);
         self.join_deadline = None;
         self.gather_deadline = None;

@@ -357,3 +357,44 @@ fn mangled_packets_in_every_state_never_panic() {
     c.run_for(Duration::from_millis(500));
     assert_eq!(c.last_regular(0).unwrap().1, vec![1, 2, 3]);
 }
+
+#[test]
+fn forged_forms_naming_this_daemon_alone_or_strangers_are_refused() {
+    let mut c = Cluster::new(2);
+    c.run_for(Duration::from_millis(100));
+    // Daemon 1 gathers, hears daemon 2 and forms; its Form1 to daemon 2 is lost.
+    c.connected[1] = false;
+    c.call(0, |m, now, out| {
+        m.shift_to_gather(now, out);
+        m.heard = vec![(2, true)];
+        m.form_or_fail(now, out);
+    });
+    assert_eq!(c.daemons[0].state(), State::Form);
+    let me = c.daemons[0].my_old_ring();
+    let header = Header {
+        kind: Kind::Form1,
+        network: 0,
+        config_hash: HASH,
+        sender: 1,
+        ring: me.ring,
+    };
+    let attempt = c.daemons[0].attempt;
+    let before = c.daemons[0].stats().stale_forms;
+    for members in [&[1][..], &[1, 7][..]] {
+        let mut form = Vec::new();
+        let entries = vec![me; members.len()];
+        encode_form(&mut form, &header, attempt, me.ring.seq, members, &entries);
+        c.call(0, |m, now, out| {
+            m.handle(
+                now,
+                Input::Packet {
+                    network: 0,
+                    bytes: &form,
+                },
+                out,
+            )
+        });
+    }
+    assert_eq!(c.daemons[0].stats().stale_forms, before + 2);
+    assert_eq!(c.daemons[0].state(), State::Form);
+}
