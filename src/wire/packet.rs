@@ -14,6 +14,16 @@
 //! | 16 | 4 | ring id: representative daemon id |
 //! | 20 | 8 | ring id: ring sequence |
 //!
+//! The header's ring id is the sender's current ring (for membership packets: its regular
+//! configuration's). Membership bodies:
+//!
+//! - alive (0x10): nothing.
+//! - join (0x11): highest ring sequence seen (8), count (2), that many daemon ids (4 each) heard.
+//! - form1 (0x12) and form2 (0x13): attempt (8), highest ring sequence seen (8), member count
+//!   (2) and ids (4 each), entry count (2) and entries of 36 bytes: old ring representative (4)
+//!   and sequence (8), aru (8), highest sequence (8), safe mark (8). A form2 has one entry per
+//!   member.
+//!
 //! Decoding checks every length and value; anything malformed, truncated or foreign is a
 //! [`DecodeError`], never a panic. Kinds from [`MEMBERSHIP_KINDS`] belong to the membership
 //! protocol: alive probes, join messages and the two form tokens (see [`FormToken`]).
