@@ -14,7 +14,8 @@ pub enum Event<'a> {
         message: &'a [u8],
     },
     /// The members of the old configuration that move on together (EVS transitional
-    /// configuration); the old configuration's remaining messages follow.
+    /// configuration); the old configuration's remaining messages follow. Its id is its first
+    /// member with the sequence of the regular configuration that follows.
     Transitional { ring: RingId, members: &'a [u32] },
     /// A new regular configuration; each member with the ring id of the regular configuration
     /// it comes from. A daemon's first configuration (itself alone, at start) names as its
