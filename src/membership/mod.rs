@@ -13,14 +13,18 @@
 //! regular configuration, then new traffic. A failure in any phase goes back to gathering, with
 //! the old ring kept until a new configuration is installed.
 //!
+//! A daemon starts in a singleton configuration of its own, announced on the first call, and its
+//! leader's probe goes out at once so that running daemons merge with it. Client messages
+//! submitted while no ring is operational wait and go on the next ring, in order.
+//!
 //! Every message on the new ring starts with a tag byte: a client message, a recovered packet
 //! of an old ring, or one of the two recovery markers ("sent what I recover", "have
 //! everything"). The second marker from every member means every member has every recovered
 //! packet, which SAFE delivery in the transitional configuration needs.
 //!
 //! Simplifications against Spread: no segment representatives (every daemon answers for
-//! itself), and a daemon leaves its ring as soon as it gathers (Spread's leader keeps its ring
-//! while it probes a merge that may fail).
+//! itself), a daemon leaves its ring as soon as it gathers (Spread's leader keeps its ring while
+//! it probes a merge that may fail), and one network (id 0) carries everything.
 
 mod output;
 mod params;
@@ -48,7 +52,7 @@ pub enum Input<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubmitError {
-    /// The message is longer than the ring carries.
+    /// The message is longer than the ring carries (with its tag byte).
     TooLarge(usize),
 }
 
