@@ -68,7 +68,7 @@ fn env_u64(name: &str) -> Option<u64> {
 fn sweep(first: u64, count: u64) {
     let started = Instant::now();
     let (mut messages, mut installs, mut crashes, mut stale) = (0, 0, 0, 0);
-    let mut sim_time = Duration::ZERO;
+    let (mut sim_time, mut longest_settle) = (Duration::ZERO, Duration::ZERO);
     for seed in first..first + count {
         let scenario = Scenario::random(seed);
         match run(seed, &scenario) {
@@ -79,6 +79,7 @@ fn sweep(first: u64, count: u64) {
                 let m = stats.membership;
                 stale += m.other_ring + m.stale_joins + m.stale_forms;
                 sim_time += stats.sim_time;
+                longest_settle = longest_settle.max(stats.settle_time);
             }
             Err(v) => panic!(
                 "seed {seed}: {v}\nreplay: SPREAD_EVS_SEED={seed} cargo test --release evs_replay -- --ignored\n{scenario:?}"
@@ -87,7 +88,7 @@ fn sweep(first: u64, count: u64) {
     }
     eprintln!(
         "evs sweep: seeds {first}..{}, {messages} messages, {installs} installs, {crashes} crashes, \
-         {stale} stale packets dropped, {sim_time:?} simulated, in {:?}",
+         {stale} stale packets dropped, {sim_time:?} simulated, longest settling {longest_settle:?}, in {:?}",
         first + count,
         started.elapsed()
     );
