@@ -44,7 +44,8 @@ use crate::wire::packet::{
 /// What the membership is told.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
-    /// A datagram from another daemon and the network it arrived on.
+    /// A datagram from another daemon and the network it arrived on (0: the protocol uses one
+    /// network for now, and refuses copies claiming another than they came on).
     Packet { network: u8, bytes: &'a [u8] },
     /// The time given by [`Membership::next_deadline`] has come (early calls do nothing).
     Timer,
