@@ -35,7 +35,7 @@ mod tests;
 pub use output::{Event, Outputs, Position};
 pub use params::Params;
 
-use crate::ring::{self, Destination, Ring, Setup, Time};
+use crate::ring::{self, Destination, Ring, RingStats, Setup, Time};
 use crate::wire::packet::{
     decode, encode_alive, encode_form, encode_join, Body, Header, Kind, OldRing, Packet, RingId,
     ServiceLevel, MAX_MEMBERS, MAX_MESSAGE_LEN,
@@ -167,6 +167,8 @@ pub struct Membership {
     lookup_deadline: Option<Time>,
     scratch: ring::Outputs,
     stats: MembershipStats,
+    /// Counters of the rings replaced or abandoned.
+    retired_rings: RingStats,
 }
 
 impl Membership {
@@ -220,6 +222,7 @@ impl Membership {
             lookup_deadline: Some(now),
             scratch: ring::Outputs::new(),
             stats: MembershipStats::default(),
+            retired_rings: RingStats::default(),
         }
     }
 
@@ -278,6 +281,16 @@ impl Membership {
 
     pub fn stats(&self) -> &MembershipStats {
         &self.stats
+    }
+
+    /// Counters of every ring this daemon ran or started, the current one included.
+    pub fn ring_stats(&self) -> RingStats {
+        let mut sum = self.retired_rings;
+        sum += self.ring.stats();
+        if let Some(r) = &self.recovery {
+            sum += r.ring.stats();
+        }
+        sum
     }
 
     /// The ring of the regular configuration (frozen while a new one is being formed).
@@ -464,7 +477,9 @@ impl Membership {
         }
         self.state = State::Gather;
         self.stats.gathers += 1;
-        self.recovery = None;
+        if let Some(abandoned) = self.recovery.take() {
+            self.retired_rings += abandoned.ring.stats();
+        }
         self.filled = None;
         self.heard.clear();
         self.lookup_deadline = None;
@@ -835,6 +850,7 @@ impl Membership {
         let members: Vec<(u32, RingId)> = recovery.members.iter().map(|&(m, e)| (m, e.ring)).collect();
         out.regular(new_ring, &members);
         self.stats.installs += 1;
+        self.retired_rings += self.ring.stats();
         self.ring = recovery.ring;
         self.state = State::Op;
         self.form_deadline = None;

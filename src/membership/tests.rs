@@ -233,6 +233,9 @@ fn a_cut_off_daemon_is_left_behind_and_merges_back() {
         matches!(&c.seen[0][regular], Seen::Regular(r, m) if *r == second && m.iter().all(|&(_, p)| p == first))
     );
     assert_eq!(c.delivered(0), c.delivered(1));
+    // The counters of the rings left behind stay in the sum.
+    let m = &c.daemons[0];
+    assert!(m.ring_stats().tokens > m.ring().stats().tokens);
     c.connected[2] = true;
     c.run_for(Duration::from_millis(300));
     assert_eq!(c.last_regular(0).unwrap().1, vec![1, 2, 3]);

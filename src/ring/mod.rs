@@ -117,6 +117,26 @@ pub struct RingStats {
     pub aru_regressions: u64,
 }
 
+impl std::ops::AddAssign<&RingStats> for RingStats {
+    fn add_assign(&mut self, s: &RingStats) {
+        self.tokens += s.tokens;
+        self.duplicate_tokens += s.duplicate_tokens;
+        self.stale_tokens += s.stale_tokens;
+        self.token_resends += s.token_resends;
+        self.token_holds += s.token_holds;
+        self.hurry_sent += s.hurry_sent;
+        self.hurry_received += s.hurry_received;
+        self.packets_sent += s.packets_sent;
+        self.packets_retransmitted += s.packets_retransmitted;
+        self.packets_received += s.packets_received;
+        self.duplicate_packets += s.duplicate_packets;
+        self.refused_packets += s.refused_packets;
+        self.stale_requests += s.stale_requests;
+        self.broken_messages += s.broken_messages;
+        self.aru_regressions += s.aru_regressions;
+    }
+}
+
 pub struct Ring {
     setup: Setup,
     params: Params,

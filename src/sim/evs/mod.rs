@@ -25,7 +25,7 @@ use crate::config::Options;
 use crate::membership::{
     Event as MembershipEvent, Input, Membership, MembershipStats, Outputs, Params, Position, State,
 };
-use crate::ring::{Destination, Time};
+use crate::ring::{Destination, RingStats, Time};
 use crate::wire::packet::{RingId, ServiceLevel};
 use check::Checker;
 
@@ -145,6 +145,8 @@ pub struct Stats {
     pub network: NetworkStats,
     /// Summed over all incarnations.
     pub membership: MembershipStats,
+    /// Summed over all rings of all incarnations.
+    pub ring: RingStats,
     pub crashes: u32,
     pub restarts: u32,
     /// From the end of the faults to one configuration that delivered everything.
@@ -207,6 +209,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Violation> {
             deliveries: 0,
             network: NetworkStats::default(),
             membership: MembershipStats::default(),
+            ring: RingStats::default(),
             crashes: 0,
             restarts: 0,
             settle_time: Duration::ZERO,
@@ -301,6 +304,7 @@ impl Sim<'_> {
         for d in &self.daemons {
             if let Some(m) = &d.membership {
                 add_stats(&mut self.stats.membership, m.stats());
+                self.stats.ring += &m.ring_stats();
             }
         }
         Ok(self.stats.clone())
@@ -327,6 +331,7 @@ impl Sim<'_> {
     fn crash(&mut self, daemon: usize) {
         if let Some(m) = self.daemons[daemon].membership.take() {
             add_stats(&mut self.stats.membership, m.stats());
+            self.stats.ring += &m.ring_stats();
             self.stats.crashes += 1;
         }
     }

@@ -51,6 +51,11 @@ fn partition_crash_and_restart_then_merge() {
     let stats = run(5, &scenario).unwrap_or_else(|v| panic!("{v}"));
     assert_eq!((stats.crashes, stats.restarts), (1, 1));
     assert!(stats.membership.gathers > 0 && stats.network.lost > 0);
+    assert!(
+        stats.ring.packets_retransmitted > 0 && stats.ring.tokens > 0,
+        "{:?}",
+        stats.ring
+    );
 }
 
 #[test]
