@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod events;
 pub mod groups;
 pub mod link;
+pub mod membership;
 pub mod node;
 pub mod ring;
 pub mod sim;

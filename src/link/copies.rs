@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::NetSet;
 use crate::ring::Time;
-use crate::wire::packet::RingId;
+use crate::wire::packet::{Kind, RingId};
 
 /// What identifies one transmission of a ring packet (all its copies share it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,18 +23,21 @@ pub(super) enum CopyKey {
         rotation: u64,
         retrans: u8,
     },
-    Hurry {
+    /// Hurry requests and membership packets: one key per kind, so a copy on a network that
+    /// already brought one counts as the next transmission.
+    Control {
         sender: u32,
         ring: RingId,
+        kind: Kind,
     },
 }
 
 impl CopyKey {
     pub(super) fn sender(&self) -> u32 {
         match *self {
-            CopyKey::Data { sender, .. } | CopyKey::Token { sender, .. } | CopyKey::Hurry { sender, .. } => {
-                sender
-            }
+            CopyKey::Data { sender, .. }
+            | CopyKey::Token { sender, .. }
+            | CopyKey::Control { sender, .. } => sender,
         }
     }
 }
@@ -290,9 +293,10 @@ mod tests {
             },
             token(0),
             token(1),
-            CopyKey::Hurry {
+            CopyKey::Control {
                 sender: 3,
                 ring: RING,
+                kind: Kind::Hurry,
             },
         ] {
             assert!(

@@ -345,7 +345,7 @@ impl LinkLayer {
         let packet = decode(bytes).ok();
         let data = packet.as_ref().and_then(|p| match p.body {
             Body::Data(d) => Some((p.header.ring, d.seq)),
-            Body::Token(_) | Body::Hurry => None,
+            Body::Token(_) | Body::Hurry | Body::Alive | Body::Join(_) | Body::Form(_) => None,
         });
         let networks = match to {
             Destination::Daemon(id) => {
@@ -491,9 +491,10 @@ impl LinkLayer {
                     retrans: t.fields.retrans,
                 }
             }
-            Body::Hurry => CopyKey::Hurry {
+            Body::Hurry | Body::Alive | Body::Join(_) | Body::Form(_) => CopyKey::Control {
                 sender: h.sender,
                 ring: h.ring,
+                kind: h.kind,
             },
         };
         let expected = self.expected_copies(now, index, &key);
@@ -541,7 +542,7 @@ impl LinkLayer {
                 _ => peer.last_token = Some((ring, rotation, retrans)),
             },
             CopyKey::Data { ring, seq, .. } => self.remember_data_network((ring, seq), arrival),
-            CopyKey::Hurry { .. } => {}
+            CopyKey::Control { .. } => {}
         }
         Received::Ring(packet)
     }

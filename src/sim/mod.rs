@@ -5,8 +5,12 @@
 //! delays and reorders datagrams; then the network heals and everything must be delivered.
 //! Every delivery is checked at once (see [`check`]). Everything random comes from the seed, so
 //! `run(seed, &Scenario::random(seed))` replays a failure exactly.
+//!
+//! [`evs`] runs whole daemons (the membership protocol with its rings) through crashes,
+//! restarts, partitions and one-way links, and checks extended virtual synchrony.
 
 pub mod check;
+pub mod evs;
 pub mod network;
 pub mod rng;
 
@@ -290,22 +294,7 @@ impl Sim<'_> {
     fn stats(&self) -> Stats {
         let mut ring = RingStats::default();
         for r in &self.rings {
-            let s = r.stats();
-            ring.tokens += s.tokens;
-            ring.duplicate_tokens += s.duplicate_tokens;
-            ring.stale_tokens += s.stale_tokens;
-            ring.token_resends += s.token_resends;
-            ring.token_holds += s.token_holds;
-            ring.hurry_sent += s.hurry_sent;
-            ring.hurry_received += s.hurry_received;
-            ring.packets_sent += s.packets_sent;
-            ring.packets_retransmitted += s.packets_retransmitted;
-            ring.packets_received += s.packets_received;
-            ring.duplicate_packets += s.duplicate_packets;
-            ring.refused_packets += s.refused_packets;
-            ring.stale_requests += s.stale_requests;
-            ring.broken_messages += s.broken_messages;
-            ring.aru_regressions += s.aru_regressions;
+            ring += r.stats();
         }
         Stats {
             sim_time: self.now.since(Time::ZERO),
