@@ -11,6 +11,7 @@ pub mod link;
 pub mod membership;
 pub mod node;
 pub mod ring;
+pub mod rng;
 pub mod sim;
 pub mod tools;
 pub mod wire;

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::MAX_NETWORKS;
-use crate::sim::rng::Rng;
+use crate::rng::Rng;
 
 /// The environment variable that turns faults on.
 pub const FAULTS_VAR: &str = "SPREAD_TEST_FAULTS";

@@ -904,7 +904,7 @@ fn status_reports_rtt_counters_and_json() {
 
 #[test]
 fn mangled_datagrams_never_panic() {
-    use crate::sim::rng::Rng;
+    use crate::rng::Rng;
     let mut l = layer(MultipathMode::Hybrid);
     let mut out = LinkOutputs::new();
     let mut probe = Vec::new();

@@ -12,7 +12,6 @@
 pub mod check;
 pub mod evs;
 pub mod network;
-pub mod rng;
 
 #[cfg(test)]
 mod tests;
@@ -24,10 +23,10 @@ pub use network::{Faults, NetworkStats};
 
 use crate::config::Options;
 use crate::ring::{Destination, Input, Outputs, Params, Ring, RingStats, Setup, Time};
+use crate::rng::Rng;
 use crate::wire::packet::{decode, RingId, ServiceLevel};
 use check::{make_message, Checker};
 use network::{Event, Network};
-use rng::Rng;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {

@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use super::rng::Rng;
 use crate::ring::Time;
+use crate::rng::Rng;
 
 /// Fault rates, per datagram copy.
 #[derive(Debug, Clone, Copy, PartialEq)]

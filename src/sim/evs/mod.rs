@@ -20,12 +20,12 @@ pub use check::Violation;
 
 use super::check::{make_message, MessageId};
 use super::network::{Event, Faults, Network, NetworkStats};
-use super::rng::Rng;
 use crate::config::Options;
 use crate::membership::{
     Event as MembershipEvent, Input, Membership, MembershipStats, Outputs, Params, Position, State,
 };
 use crate::ring::{Destination, RingStats, Time};
+use crate::rng::Rng;
 use crate::wire::packet::{RingId, ServiceLevel};
 use check::Checker;
 

@@ -1,5 +1,5 @@
-//! The simulator's only source of randomness: xoshiro256** seeded through splitmix64, so a
-//! seed replays exactly.
+//! A small seeded generator (xoshiro256** seeded through splitmix64): the simulator's only source
+//! of randomness, so a seed replays exactly, and the daemon's test-only fault layer's.
 
 #[derive(Debug, Clone)]
 pub struct Rng {
