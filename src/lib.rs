@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod groups;
+pub mod membership;
 pub mod node;
 pub mod ring;
 pub mod sim;

@@ -16,6 +16,11 @@
 //! token, until the copy reaches the daemon that missed it. When the ring is idle the leader
 //! holds the token; a daemon with new messages asks it to let go (a hurry request). No token and
 //! no packet for `TokenTimeout` is reported as token loss, for the membership protocol.
+//!
+//! After token loss the ring is frozen (the membership protocol stops feeding it) and serves
+//! the recovery of extended virtual synchrony: it reports what it has, gives copies of its
+//! packets, takes packets other members recovered, then delivers the rest of its messages in two
+//! steps, those of the regular configuration and those of the transitional one.
 
 mod output;
 mod params;
@@ -34,8 +39,8 @@ pub use params::{Params, Setup, DEFAULT_MAX_SEQ_GAP};
 pub use time::Time;
 
 use crate::wire::packet::{
-    decode, encode_hurry, encode_token, restamp, Body, Header, Kind, Packet, ServiceLevel, TokenFields,
-    MAX_MESSAGE_LEN, MAX_RTR, TOKEN_PREFIX_LEN,
+    decode, encode_hurry, encode_token, restamp, Body, Header, Kind, Packet, RingId, ServiceLevel,
+    TokenFields, MAX_MESSAGE_LEN, MAX_RTR, TOKEN_PREFIX_LEN,
 };
 use reassembly::Reassembly;
 use sender::SendQueue;
@@ -281,6 +286,77 @@ impl Ring {
         self.token_lost
     }
 
+    pub fn ring_id(&self) -> RingId {
+        self.setup.ring
+    }
+
+    pub fn members(&self) -> &[u32] {
+        &self.setup.members
+    }
+
+    /// The stored datagram of packet `seq` (none once discarded or never received).
+    pub fn stored_packet(&self, seq: u64) -> Option<&[u8]> {
+        self.store.get(seq)
+    }
+
+    /// Takes the messages not yet given a sequence number, in submission order. A message whose
+    /// first fragments went out is taken whole: its fragments on the ring never complete.
+    pub fn take_unsent(&mut self) -> Vec<(ServiceLevel, Vec<u8>)> {
+        self.sender.take_all()
+    }
+
+    /// Stores a packet of this ring that another member recovered for this one (after token
+    /// loss; nothing is delivered). False when it is not a data packet of this ring from a
+    /// member, or already here.
+    pub fn insert_recovered(&mut self, packet: &Packet<'_>) -> bool {
+        let Body::Data(data) = packet.body else {
+            return false;
+        };
+        if packet.header.ring != self.setup.ring
+            || packet.header.config_hash != self.setup.config_hash
+            || !self.setup.members.contains(&data.origin)
+            || data.seq <= self.store.last_discarded()
+            || data.seq - self.store.last_discarded() > self.seq_window
+            || !self.store.insert(data.seq, packet.bytes)
+        {
+            return false;
+        }
+        self.highest_seq = self.highest_seq.max(data.seq);
+        self.advance_my_aru();
+        true
+    }
+
+    /// Delivers what the old regular configuration may still deliver: every message up to the
+    /// first packet missing here, SAFE ones only up to `safe`, a mark up to which some member
+    /// knew every member had every packet.
+    pub fn deliver_regular(&mut self, safe: u64, out: &mut Outputs) {
+        if safe > self.aru && safe <= self.my_aru {
+            self.aru = safe;
+        }
+        self.deliver_ready(out);
+    }
+
+    /// Delivers the rest in the transitional configuration of `members` (who all have the same
+    /// packets by now): in sequence order, SAFE included, skipping missing packets; after the
+    /// first missing one only packets of `members`, since the origin of a missing packet is not
+    /// one of them and its later messages would break FIFO order.
+    pub fn deliver_transitional(&mut self, members: &[u32], out: &mut Outputs) {
+        let mut gap = false;
+        for seq in self.last_delivered + 1..=self.highest_seq {
+            let Some(Ok(packet)) = self.store.get(seq).map(decode) else {
+                gap = true;
+                continue;
+            };
+            let Body::Data(data) = packet.body else {
+                continue;
+            };
+            if (!gap || members.contains(&data.origin)) && !self.reassembly.deliver(&data, out) {
+                self.stats.broken_messages += 1;
+            }
+        }
+        self.last_delivered = self.highest_seq;
+    }
+
     fn header(&self, kind: Kind) -> Header {
         Header {
             kind,
@@ -333,6 +409,7 @@ impl Ring {
                     self.resend_token(now, out);
                 }
             }
+            Body::Alive | Body::Join(_) | Body::Form(_) => self.stats.refused_packets += 1,
         }
     }
 

@@ -54,6 +54,10 @@ impl SendQueue {
         self.queue.len()
     }
 
+    pub(super) fn take_all(&mut self) -> Vec<(ServiceLevel, Vec<u8>)> {
+        self.queue.drain(..).map(|p| (p.service, p.message)).collect()
+    }
+
     /// Appends the next data packet to `out`; false when nothing waits.
     pub(super) fn next_packet(&mut self, out: &mut Vec<u8>, header: &Header, seq: u64, origin: u32) -> bool {
         let Some(first) = self.queue.front_mut() else {

@@ -5,8 +5,12 @@
 //! delays and reorders datagrams; then the network heals and everything must be delivered.
 //! Every delivery is checked at once (see [`check`]). Everything random comes from the seed, so
 //! `run(seed, &Scenario::random(seed))` replays a failure exactly.
+//!
+//! [`evs`] runs whole daemons (the membership protocol with its rings) through crashes,
+//! restarts, partitions and one-way links, and checks extended virtual synchrony.
 
 pub mod check;
+pub mod evs;
 pub mod network;
 pub mod rng;
 

@@ -14,9 +14,19 @@
 //! | 16 | 4 | ring id: representative daemon id |
 //! | 20 | 8 | ring id: ring sequence |
 //!
+//! The header's ring id is the sender's current ring (for membership packets: its regular
+//! configuration's). Membership bodies:
+//!
+//! - alive (0x10): nothing.
+//! - join (0x11): highest ring sequence seen (8), count (2), that many daemon ids (4 each) heard.
+//! - form1 (0x12) and form2 (0x13): attempt (8), highest ring sequence seen (8), member count
+//!   (2) and ids (4 each), entry count (2) and entries of 36 bytes: old ring representative (4)
+//!   and sequence (8), aru (8), highest sequence (8), safe mark (8). A form2 has one entry per
+//!   member.
+//!
 //! Decoding checks every length and value; anything malformed, truncated or foreign is a
-//! [`DecodeError`], never a panic. Kinds from [`MEMBERSHIP_KINDS`] are reserved for the membership
-//! protocol and rejected as unknown until it exists.
+//! [`DecodeError`], never a panic. Kinds from [`MEMBERSHIP_KINDS`] belong to the membership
+//! protocol: alive probes, join messages and the two form tokens (see [`FormToken`]).
 
 use std::fmt;
 
@@ -41,6 +51,10 @@ pub const MAX_RTR: usize = (DEFAULT_MTU - TOKEN_PREFIX_LEN) / 8;
 pub const MAX_MESSAGE_LEN: usize = 256 * 1024;
 /// Kind bytes reserved for membership packets (join, commit, form tokens).
 pub const MEMBERSHIP_KINDS: std::ops::RangeInclusive<u8> = 0x10..=0x1f;
+/// Daemons a join message or form token names at most (Spread's largest ring).
+pub const MAX_MEMBERS: usize = 128;
+/// Bytes of one member's entry in a form token.
+const FORM_ENTRY_LEN: usize = 36;
 
 const NETWORK_AT: usize = 4;
 const SENDER_AT: usize = 12;
@@ -55,6 +69,14 @@ pub enum Kind {
     Token = 2,
     /// Unicast to the ring's leader: "I have messages, release the held token".
     Hurry = 3,
+    /// To all daemons, from a ring's leader: "this ring exists" (a header alone; its ring id).
+    Alive = 0x10,
+    /// To all daemons, from a daemon gathering a new membership: whom it hears.
+    Join = 0x11,
+    /// Unicast round the proposed members: each adds what it has of its old ring.
+    Form1 = 0x12,
+    /// Unicast round the members: the membership and every member's old-ring state, final.
+    Form2 = 0x13,
 }
 
 /// Which ring a packet belongs to: its representative and the representative's ring counter.
@@ -149,6 +171,86 @@ pub enum Body<'a> {
     Data(Data<'a>),
     Token(Token<'a>),
     Hurry,
+    Alive,
+    Join(Join<'a>),
+    /// [`Kind::Form1`] or [`Kind::Form2`] (the header tells which).
+    Form(FormToken<'a>),
+}
+
+/// Reads validated big-endian u32 ids.
+fn ids(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes(c.try_into().expect("4-byte chunk")))
+}
+
+/// A gathering daemon's join message.
+#[derive(Debug, Clone, Copy)]
+pub struct Join<'a> {
+    /// Highest ring sequence the sender has seen (new rings get a higher one).
+    pub max_ring_seq: u64,
+    heard: &'a [u8],
+}
+
+impl<'a> Join<'a> {
+    /// Daemons whose join messages the sender received in this gathering (distinct ids).
+    pub fn heard(&self) -> impl Iterator<Item = u32> + 'a {
+        ids(self.heard)
+    }
+}
+
+/// What a member had of its old ring when it filled the form token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OldRing {
+    /// The regular configuration the member comes from.
+    pub ring: RingId,
+    /// It has every packet up to here.
+    pub aru: u64,
+    /// Highest sequence number it saw.
+    pub highest: u64,
+    /// It knows every member of the old ring had every packet up to here.
+    pub safe: u64,
+}
+
+/// A form token: the proposed members in ring order (the first is the representative that
+/// created it) and, in member order, the entries of those that filled it so far.
+#[derive(Debug, Clone, Copy)]
+pub struct FormToken<'a> {
+    /// Which attempt: the representative's counter (with `members[0]`, unique).
+    pub attempt: u64,
+    /// Highest ring sequence any member has seen; the new ring takes the next one.
+    pub max_ring_seq: u64,
+    members: &'a [u8],
+    entries: &'a [u8],
+}
+
+impl<'a> FormToken<'a> {
+    pub fn members(&self) -> impl Iterator<Item = u32> + 'a {
+        ids(self.members)
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.members.len() / 4
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = OldRing> + 'a {
+        self.entries.chunks_exact(FORM_ENTRY_LEN).map(|c| {
+            let u64_at = |i: usize| u64::from_be_bytes(c[i..i + 8].try_into().expect("8 bytes"));
+            OldRing {
+                ring: RingId {
+                    rep: u32::from_be_bytes(c[0..4].try_into().expect("4 bytes")),
+                    seq: u64_at(4),
+                },
+                aru: u64_at(12),
+                highest: u64_at(20),
+                safe: u64_at(28),
+            }
+        })
+    }
+
+    pub fn entry_count(&self) -> usize {
+        self.entries.len() / FORM_ENTRY_LEN
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -323,6 +425,10 @@ pub fn decode(bytes: &[u8]) -> Result<Packet<'_>, DecodeError> {
         1 => Kind::Data,
         2 => Kind::Token,
         3 => Kind::Hurry,
+        0x10 => Kind::Alive,
+        0x11 => Kind::Join,
+        0x12 => Kind::Form1,
+        0x13 => Kind::Form2,
         other => return Err(DecodeError::UnknownKind(other)),
     };
     let network = r.u8()?;
@@ -343,6 +449,9 @@ pub fn decode(bytes: &[u8]) -> Result<Packet<'_>, DecodeError> {
         Kind::Data => Body::Data(decode_data(&mut r)?),
         Kind::Token => Body::Token(decode_token(&mut r)?),
         Kind::Hurry => Body::Hurry,
+        Kind::Alive => Body::Alive,
+        Kind::Join => Body::Join(decode_join(&mut r)?),
+        Kind::Form1 | Kind::Form2 => Body::Form(decode_form(&mut r, kind == Kind::Form2)?),
     };
     r.finish()?;
     Ok(Packet { header, body, bytes })
@@ -434,6 +543,53 @@ fn decode_token<'a>(r: &mut Reader<'a>) -> Result<Token<'a>, DecodeError> {
     })
 }
 
+/// Reads a count and that many distinct daemon ids.
+fn take_ids<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a [u8], DecodeError> {
+    let count = r.u16()? as usize;
+    if count > MAX_MEMBERS {
+        return Err(DecodeError::Invalid(what));
+    }
+    let bytes = r.take(count * 4)?;
+    let list: Vec<u32> = ids(bytes).collect();
+    if list.iter().enumerate().any(|(i, id)| list[..i].contains(id)) {
+        return Err(DecodeError::Invalid(what));
+    }
+    Ok(bytes)
+}
+
+fn decode_join<'a>(r: &mut Reader<'a>) -> Result<Join<'a>, DecodeError> {
+    let max_ring_seq = r.u64()?;
+    let heard = take_ids(r, "join member list")?;
+    Ok(Join { max_ring_seq, heard })
+}
+
+fn decode_form<'a>(r: &mut Reader<'a>, complete: bool) -> Result<FormToken<'a>, DecodeError> {
+    let attempt = r.u64()?;
+    let max_ring_seq = r.u64()?;
+    let members = take_ids(r, "form member list")?;
+    if members.is_empty() {
+        return Err(DecodeError::Invalid("form token without members"));
+    }
+    let filled = r.u16()? as usize;
+    if filled > members.len() / 4 || (complete && filled != members.len() / 4) {
+        return Err(DecodeError::Invalid("form token entry count"));
+    }
+    let entries = r.take(filled * FORM_ENTRY_LEN)?;
+    let form = FormToken {
+        attempt,
+        max_ring_seq,
+        members,
+        entries,
+    };
+    if form
+        .entries()
+        .any(|e| e.aru > e.highest || e.safe > e.aru || e.ring.seq > max_ring_seq)
+    {
+        return Err(DecodeError::Invalid("form token entry"));
+    }
+    Ok(form)
+}
+
 fn put_header(out: &mut Vec<u8>, header: &Header) {
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
@@ -523,6 +679,53 @@ pub fn encode_token(out: &mut Vec<u8>, header: &Header, fields: &TokenFields, rt
 pub fn encode_hurry(out: &mut Vec<u8>, header: &Header) {
     debug_assert_eq!(header.kind, Kind::Hurry);
     put_header(out, header);
+}
+
+/// Appends an alive probe (a header alone).
+pub fn encode_alive(out: &mut Vec<u8>, header: &Header) {
+    debug_assert_eq!(header.kind, Kind::Alive);
+    put_header(out, header);
+}
+
+fn put_ids(out: &mut Vec<u8>, ids: &[u32]) {
+    out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
+    for id in ids {
+        out.extend_from_slice(&id.to_be_bytes());
+    }
+}
+
+/// Appends a join message; `heard` holds at most [`MAX_MEMBERS`] distinct ids.
+pub fn encode_join(out: &mut Vec<u8>, header: &Header, max_ring_seq: u64, heard: &[u32]) {
+    debug_assert!(header.kind == Kind::Join && heard.len() <= MAX_MEMBERS);
+    put_header(out, header);
+    out.extend_from_slice(&max_ring_seq.to_be_bytes());
+    put_ids(out, heard);
+}
+
+/// Appends a form token (the header's kind says which); `entries` are those of the first
+/// members, at most one per member.
+pub fn encode_form(
+    out: &mut Vec<u8>,
+    header: &Header,
+    attempt: u64,
+    max_ring_seq: u64,
+    members: &[u32],
+    entries: &[OldRing],
+) {
+    debug_assert!(matches!(header.kind, Kind::Form1 | Kind::Form2));
+    debug_assert!(members.len() <= MAX_MEMBERS && entries.len() <= members.len());
+    put_header(out, header);
+    out.extend_from_slice(&attempt.to_be_bytes());
+    out.extend_from_slice(&max_ring_seq.to_be_bytes());
+    put_ids(out, members);
+    out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
+    for e in entries {
+        out.extend_from_slice(&e.ring.rep.to_be_bytes());
+        out.extend_from_slice(&e.ring.seq.to_be_bytes());
+        out.extend_from_slice(&e.aru.to_be_bytes());
+        out.extend_from_slice(&e.highest.to_be_bytes());
+        out.extend_from_slice(&e.safe.to_be_bytes());
+    }
 }
 
 /// Rewrites who transmitted an encoded packet and on which network, for resending a stored
@@ -663,7 +866,7 @@ mod tests {
         let mut version = good.clone();
         version[2] = 9;
         assert_eq!(decode(&version).unwrap_err(), DecodeError::Version(9));
-        for kind in MEMBERSHIP_KINDS.chain([0, 4, 0xff]) {
+        for kind in (0x14..=0x1f).chain([0, 4, 0xff]) {
             let mut k = good.clone();
             k[3] = kind;
             assert_eq!(decode(&k).unwrap_err(), DecodeError::UnknownKind(kind));
@@ -711,6 +914,85 @@ mod tests {
         assert!(matches!(decode(&frag), Err(DecodeError::Invalid(_))));
     }
 
+    fn form_bytes(kind: Kind, members: &[u32], entries: &[OldRing]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_form(&mut out, &header(kind), 9, 77, members, entries);
+        out
+    }
+
+    #[test]
+    fn membership_packets_round_trip() {
+        let mut alive = Vec::new();
+        encode_alive(&mut alive, &header(Kind::Alive));
+        assert!(matches!(decode(&alive).unwrap().body, Body::Alive));
+
+        let mut join = Vec::new();
+        encode_join(&mut join, &header(Kind::Join), 42, &[3, 1, 2]);
+        let Body::Join(j) = decode(&join).unwrap().body else {
+            panic!("not a join")
+        };
+        assert_eq!(j.max_ring_seq, 42);
+        assert_eq!(j.heard().collect::<Vec<_>>(), vec![3, 1, 2]);
+
+        let entry = OldRing {
+            ring: RingId { rep: 4, seq: 70 },
+            aru: 5,
+            highest: 9,
+            safe: 3,
+        };
+        for kind in [Kind::Form1, Kind::Form2] {
+            let bytes = form_bytes(kind, &[4, 6], &[entry, entry]);
+            let p = decode(&bytes).unwrap();
+            assert_eq!(p.header.kind, kind);
+            let Body::Form(f) = p.body else {
+                panic!("not a form token")
+            };
+            assert_eq!((f.attempt, f.max_ring_seq), (9, 77));
+            assert_eq!(f.members().collect::<Vec<_>>(), vec![4, 6]);
+            assert_eq!((f.member_count(), f.entry_count()), (2, 2));
+            assert_eq!(f.entries().collect::<Vec<_>>(), vec![entry, entry]);
+        }
+        let partial = form_bytes(Kind::Form1, &[4, 6], &[entry]);
+        assert!(decode(&partial).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_membership_packets() {
+        let entry = OldRing {
+            ring: RingId { rep: 4, seq: 70 },
+            aru: 5,
+            highest: 9,
+            safe: 3,
+        };
+        let reject = |bytes: &[u8]| assert!(matches!(decode(bytes), Err(DecodeError::Invalid(_))));
+        reject(&form_bytes(Kind::Form2, &[4, 6], &[entry]));
+        reject(&form_bytes(Kind::Form1, &[4, 4], &[]));
+        reject(&form_bytes(Kind::Form1, &[], &[]));
+        reject(&form_bytes(Kind::Form1, &[4], &[OldRing { aru: 10, ..entry }]));
+        reject(&form_bytes(Kind::Form1, &[4], &[OldRing { safe: 6, ..entry }]));
+        let newer = RingId { rep: 4, seq: 78 };
+        reject(&form_bytes(
+            Kind::Form1,
+            &[4],
+            &[OldRing { ring: newer, ..entry }],
+        ));
+        let mut join = Vec::new();
+        encode_join(&mut join, &header(Kind::Join), 1, &[5, 5]);
+        reject(&join);
+        let mut many = Vec::new();
+        let too_many: Vec<u32> = (0..=MAX_MEMBERS as u32).collect();
+        encode_join(&mut many, &header(Kind::Join), 1, &too_many[..MAX_MEMBERS]);
+        assert!(decode(&many).is_ok());
+        let at = HEADER_LEN + 8;
+        many[at..at + 2].copy_from_slice(&(MAX_MEMBERS as u16 + 1).to_be_bytes());
+        many.extend_from_slice(&[0, 0, 0, 0]);
+        reject(&many);
+        let mut alive = Vec::new();
+        encode_alive(&mut alive, &header(Kind::Alive));
+        alive.push(1);
+        assert_eq!(decode(&alive).unwrap_err(), DecodeError::TrailingBytes);
+    }
+
     /// xorshift64*: enough randomness to throw garbage at the decoder without a crate.
     fn xorshift(state: &mut u64) -> u64 {
         *state ^= *state >> 12;
@@ -741,7 +1023,21 @@ mod tests {
             bytes: b"abcde",
         };
         encode_fragment(&mut frag, &header(Kind::Data), 3, 1, &f);
-        let seeds = [messages_packet(), token, frag];
+        let mut join = Vec::new();
+        encode_join(&mut join, &header(Kind::Join), 3, &[1, 2]);
+        let entry = OldRing {
+            ring: RingId { rep: 1, seq: 2 },
+            aru: 1,
+            highest: 2,
+            safe: 0,
+        };
+        let seeds = [
+            messages_packet(),
+            token,
+            frag,
+            join,
+            form_bytes(Kind::Form1, &[1, 2], &[entry]),
+        ];
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut decoded = 0;
         for round in 0..20_000 {
