@@ -3,7 +3,22 @@ use crate::wire::header::hint_for_mess_type;
 use crate::wire::name::name_field;
 use crate::wire::{AGREED_MESS, JOIN_MESS, KILL_MESS, LEAVE_MESS, SELF_DISCARD};
 
-const CONF: ConfigurationId = ConfigurationId { proc_id: 7, time: 9 };
+use crate::config::Options;
+
+/// A daemon configured alone.
+fn lone_node() -> Node {
+    Node::new(
+        Setup {
+            me: 7,
+            daemons: vec![7],
+            daemon_name: b"localhost".to_vec(),
+            config_hash: 1,
+            params: membership::Params::from_options(&Options::new()),
+            epoch: 9,
+        },
+        Time::ZERO,
+    )
+}
 
 fn frame(msg_type: u32, sender: &[u8], groups: &[&[u8]], payload: &[u8]) -> ClientRequest {
     let header = Header {
@@ -28,26 +43,32 @@ fn frame(msg_type: u32, sender: &[u8], groups: &[&[u8]], payload: &[u8]) -> Clie
 
 fn run(node: &mut Node, input: Input) -> Vec<Output> {
     let mut out = Vec::new();
-    node.handle(input, &mut out);
+    node.handle(Time::ZERO, input, &mut out);
     out
 }
 
 fn request(node: &mut Node, session: SessionId, request: ClientRequest) -> Vec<Output> {
-    run(node, Input::Request { session, request })
+    run(
+        node,
+        Input::Request {
+            session,
+            request: &request,
+        },
+    )
 }
 
 fn delivered(out: &[Output]) -> Vec<(SessionId, Vec<u8>)> {
     out.iter()
         .filter_map(|o| match o {
             Output::Deliver { session, frame } => Some((*session, frame.bytes().to_vec())),
-            Output::End { .. } => None,
+            Output::End { .. } | Output::Send { .. } => None,
         })
         .collect()
 }
 
 #[test]
 fn sessions_names_and_private_groups() {
-    let mut node = Node::new(0, b"localhost", CONF);
+    let mut node = lone_node();
     let a = node.open_session(b"alice", true).unwrap();
     assert_eq!(a.private_group, b"#alice#localhost");
     assert!(node.private_name_in_use(b"alice"));
@@ -61,7 +82,7 @@ fn sessions_names_and_private_groups() {
 
 #[test]
 fn join_multicast_leave_kill() {
-    let mut node = Node::new(0, b"localhost", CONF);
+    let mut node = lone_node();
     let a = node.open_session(b"alice", true).unwrap();
     let b = node.open_session(b"bob", false).unwrap();
     let pa = b"#alice#localhost";
