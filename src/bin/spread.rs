@@ -65,6 +65,8 @@ fn init_logging(config: &Config, args: &Args) -> Result<(), String> {
         log::LevelFilter::Off
     };
     builder.filter_level(level);
+    // Membership changes take a few timeouts of some hundred milliseconds each: show them.
+    builder.format_timestamp_millis();
     // RUST_LOG, when set, overrides the configuration.
     builder.parse_env("RUST_LOG");
     if let Some(file) = &config.options.event_log_file {

@@ -211,8 +211,9 @@ impl Daemon {
                         log::info!("exit signal received, shutting down");
                         log::info!("daemon network: {:?}", self.net.stats());
                         log::info!(
-                            "membership: {:?}; events: {:?}",
+                            "membership: {:?}; ring: {:?}; events: {:?}",
                             self.node.membership_stats(),
+                            self.node.ring_stats(),
                             self.node.stats()
                         );
                         return Ok(());

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::groups::{ConfigurationId, DaemonIndex, Event, Fanout, Groups, MemberId, Message, SessionId};
 use crate::membership::{self, Membership, MembershipStats};
-use crate::ring::{Destination, Time};
+use crate::ring::{Destination, RingStats, Time};
 use crate::wire::name::{name_field, private_group_name};
 use crate::wire::packet::{RingId, ServiceLevel};
 use crate::wire::request::RequestKind;
@@ -111,6 +111,8 @@ pub struct Node {
     daemon: DaemonIndex,
     daemon_name: Vec<u8>,
     membership: Membership,
+    /// The membership's state after the last call (its changes are logged).
+    membership_state: membership::State,
     groups: Groups,
     sessions: HashMap<SessionId, Session>,
     by_private_name: HashMap<Vec<u8>, SessionId>,
@@ -168,6 +170,7 @@ impl Node {
                 setup.epoch,
                 now,
             ),
+            membership_state: membership::State::Op,
             daemons: setup.daemons,
             daemon,
             daemon_name: setup.daemon_name,
@@ -197,6 +200,11 @@ impl Node {
 
     pub fn membership_stats(&self) -> &MembershipStats {
         self.membership.stats()
+    }
+
+    /// The counters of the current regular configuration's ring.
+    pub fn ring_stats(&self) -> &RingStats {
+        self.membership.ring().stats()
     }
 
     /// False while so many of this daemon's messages wait for the ring that the daemon should
@@ -331,6 +339,14 @@ impl Node {
     /// daemon itself), events are applied; then the group state this daemon owes and, once
     /// an exchange is over, the held events are submitted.
     fn route(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.membership.state() != self.membership_state {
+            log::debug!(
+                "membership {:?} -> {:?}",
+                self.membership_state,
+                self.membership.state()
+            );
+            self.membership_state = self.membership.state();
+        }
         loop {
             let mut ring_out = std::mem::take(&mut self.ring_out);
             let alone = self.daemons.len() == 1;
