@@ -17,7 +17,8 @@ use spread::wire::{
     AGREED_MESS, CAUSED_BY_NETWORK, MEMBERSHIP_MESS, NAME_LEN, REG_MEMB_MESS, SAFE_MESS, TRANSITION_MESS,
 };
 use support::cluster::{daemon_name, loopback_address, Cluster};
-use support::{Daemon, DaemonKind, Launch};
+use support::netns::{unavailable, Lan, BROADCAST};
+use support::{Daemon, DaemonKind, Launch, TempDir};
 
 const GROUP: &[u8] = b"g";
 /// Bound of every wait for the cluster to do something.
@@ -376,6 +377,67 @@ fn three_daemons_order_messages_survive_a_crash_and_merge_back() {
     }
     survivors.push(back);
     exchange(&mut survivors, AGREED_MESS, 100);
+}
+
+/// Three daemons in network namespaces on one bridge, one broadcast segment: the same order
+/// everywhere, then a pulled cable splits the LAN and plugging it back merges the two sides,
+/// each with its members (a network view with two vs sets).
+#[test]
+fn three_daemons_on_a_bridge_partition_and_merge() {
+    if let Some(why) = unavailable() {
+        panic!("network namespaces unavailable: {why}");
+    }
+    let lan = Lan::new(3);
+    let dir = TempDir::new("ring-netns");
+    let config = dir.path().join("spread.conf");
+    let port = 4803;
+    std::fs::write(&config, lan.config(IpAddr::V4(BROADCAST), port, "")).unwrap();
+    let kind = DaemonKind::ours();
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| lan.launch(i, &kind, &config, port, Vec::new()))
+        .collect();
+    wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
+    let mut clients: Vec<Client> = (0..3)
+        .map(|i| lan.run_in(i, || Client::connect(port, lan.address(i), &format!("n{i}"))))
+        .collect();
+    join_all(&mut clients);
+    exchange(&mut clients, AGREED_MESS, 200);
+    exchange(&mut clients, SAFE_MESS, 50);
+
+    // Host 2 loses its cable: each side goes on with its own view.
+    let marks: Vec<usize> = clients.iter().map(|c| c.log.len()).collect();
+    lan.set_cable(2, false);
+    for (i, (c, &mark)) in clients.iter_mut().zip(&marks).enumerate() {
+        let size = if i == 2 { 1 } else { 2 };
+        c.wait("view of its side", |log| {
+            log[mark..]
+                .iter()
+                .any(|m| m.is_regular_view(size) && m.service & CAUSED_BY_NETWORK != 0)
+        });
+    }
+    let (left, right) = clients.split_at_mut(2);
+    exchange(left, AGREED_MESS, 50);
+    exchange(right, AGREED_MESS, 20);
+
+    // Plugged back, the sides merge; the view tells where each member comes from.
+    let marks: Vec<usize> = clients.iter().map(|c| c.log.len()).collect();
+    lan.set_cable(2, true);
+    let mut expected = vec![
+        vec![clients[0].private_group.clone(), clients[1].private_group.clone()],
+        vec![clients[2].private_group.clone()],
+    ];
+    expected.sort();
+    for (c, &mark) in clients.iter_mut().zip(&marks) {
+        c.wait("merged view", |log| {
+            log[mark..].iter().any(|m| m.is_regular_view(3))
+        });
+        let view = c.log[mark..].iter().find(|m| m.is_regular_view(3)).unwrap();
+        assert_ne!(view.service & CAUSED_BY_NETWORK, 0, "{view:?}");
+        let mut sets = view.vs_sets();
+        sets.sort();
+        assert_eq!(sets, expected);
+    }
+    exchange(&mut clients, AGREED_MESS, 100);
 }
 
 /// Figures for the report (run with `--ignored --nocapture`, in release): the time from a
