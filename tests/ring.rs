@@ -280,6 +280,18 @@ fn three_daemons_order_messages_survive_a_crash_and_merge_back() {
 
     exchange(&mut clients, AGREED_MESS, 300);
     exchange(&mut clients, SAFE_MESS, 50);
+    // Messages of the largest size a client may send, cut into many packets on the ring.
+    let starts: Vec<usize> = clients.iter().map(|c| c.log.len()).collect();
+    let large: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 140_000]).collect();
+    for (c, body) in clients.iter().zip(&large) {
+        c.send(SAFE_MESS, body);
+    }
+    for (c, &start) in clients.iter_mut().zip(&starts) {
+        c.wait("large messages", |log| count_data(log, start) >= 3);
+        let mut bodies: Vec<Vec<u8>> = c.data_since(start).into_iter().map(|(_, b)| b).collect();
+        bodies.sort();
+        assert_eq!(bodies, large);
+    }
 
     // Daemon 3 dies while everyone sends.
     const STREAM: usize = 400;

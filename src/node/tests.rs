@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::config::Options;
-use crate::wire::{REG_MEMB_MESS, SAFE_MESS};
+use crate::wire::{CAUSED_BY_DISCONNECT, REG_MEMB_MESS, SAFE_MESS};
 
 /// A daemon configured alone.
 fn lone_node() -> Node {
@@ -324,6 +324,22 @@ fn nodes_share_one_order_of_joins_and_messages() {
         assert_eq!(mine, (0..20).collect::<Vec<u8>>());
     }
     assert_eq!(c.nodes[0].stats().malformed_envelopes, 0);
+
+    // A connection ends on node 3: the others see its member go.
+    c.call(
+        2,
+        Input::Closed {
+            session: sessions[2].0,
+        },
+    );
+    c.run_for(Duration::from_millis(50));
+    for (i, (id, _)) in sessions.iter().enumerate().take(2) {
+        let last = c.received(i, *id).last().map(|(t, _)| *t).unwrap();
+        assert_eq!(
+            last & (REG_MEMB_MESS | CAUSED_BY_DISCONNECT),
+            REG_MEMB_MESS | CAUSED_BY_DISCONNECT
+        );
+    }
 }
 
 #[test]
