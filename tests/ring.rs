@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use spread::client::membership::{vs_set_members, vs_sets_info};
 use spread::client::{connect, Mailbox};
+use spread::daemon::faults::FAULTS_VAR;
 use spread::wire::name::name_text;
 use spread::wire::{
     AGREED_MESS, CAUSED_BY_NETWORK, MEMBERSHIP_MESS, NAME_LEN, REG_MEMB_MESS, SAFE_MESS, TRANSITION_MESS,
 };
-use support::cluster::{daemon_name, loopback_address, Cluster};
+use support::cluster::{daemon_name, loopback_address, loopback_config, Cluster};
 use support::netns::{unavailable, Lan, BROADCAST};
-use support::{Daemon, DaemonKind, Launch, TempDir};
+use support::{free_port_on, Daemon, DaemonKind, Launch, TempDir};
 
 const GROUP: &[u8] = b"g";
 /// Bound of every wait for the cluster to do something.
@@ -389,6 +390,38 @@ fn three_daemons_order_messages_survive_a_crash_and_merge_back() {
     }
     survivors.push(back);
     exchange(&mut survivors, AGREED_MESS, 100);
+}
+
+/// The same order for everyone over a bad network: every daemon's datagrams are lost,
+/// duplicated, delayed and reordered by the test fault layer.
+#[test]
+fn three_daemons_order_messages_over_a_lossy_network() {
+    let kind = DaemonKind::ours();
+    let addresses: Vec<IpAddr> = (0..3).map(loopback_address).collect();
+    let port = free_port_on(&addresses);
+    let dir = TempDir::new("ring-faults");
+    let config = dir.path().join("spread.conf");
+    std::fs::write(&config, loopback_config(3, port, "WideAreaNetwork = false")).unwrap();
+    let faults = "loss=0.03,dup=0.02,delay=1ms,reorder=0.05";
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| {
+            Daemon::launch(Launch {
+                kind: &kind,
+                name: &daemon_name(i),
+                config: &config,
+                port,
+                prefix: Vec::new(),
+                env: vec![(FAULTS_VAR.into(), faults.into())],
+            })
+        })
+        .collect();
+    wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
+    let mut clients: Vec<Client> = (0..3)
+        .map(|i| Client::connect(port, loopback_address(i), &format!("f{i}")))
+        .collect();
+    join_all(&mut clients);
+    exchange(&mut clients, AGREED_MESS, 300);
+    exchange(&mut clients, SAFE_MESS, 100);
 }
 
 /// Three daemons in network namespaces on one bridge, one broadcast segment: the same order
