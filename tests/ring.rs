@@ -151,8 +151,7 @@ fn wait_merged(daemons: &[&Daemon], n: usize) {
         d.log()
             .lines()
             .filter_map(|l| l.split_once("regular configuration ").map(|(_, r)| r.to_string()))
-            .filter(|r| !r.is_empty())
-            .last()
+            .next_back()
             .map(|r| {
                 r.split_once("daemons ")
                     .map_or(0, |(_, ids)| ids.split(' ').count())
