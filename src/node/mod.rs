@@ -2,9 +2,9 @@
 //! the group state, driven by inputs and answering with outputs (no I/O, no clock, no
 //! randomness: the caller gives the time).
 //!
-//! A client request becomes an ordered event, encoded in an [`envelope`], and is *submitted*
-//! to the ring; every daemon of the configuration decodes it when the ring *delivers* it and
-//! applies it to its group state in the one total order. Configuration changes come from the
+//! A client request becomes an ordered event, encoded in an envelope (`envelope.rs`), and is
+//! *submitted* to the ring; every daemon of the configuration decodes it when the ring
+//! *delivers* it and applies it to its group state in the one total order. Configuration changes come from the
 //! membership in the same order and go to the group state; a regular configuration that
 //! brings in daemons makes each daemon submit its group state, and this daemon's sessions'
 //! requests are held until that exchange is over (so that they are ordered after it, as in
