@@ -83,21 +83,23 @@ impl Client {
         .unwrap_or_else(|e| panic!("connect {user} to {name}: {e:?}"));
         let (tx, rx) = channel();
         let mailbox = c.mailbox;
-        thread::spawn(move || loop {
+        thread::spawn(move || {
             let mut names = [[0u8; NAME_LEN]; 100];
             let mut body = vec![0u8; 150_000];
-            let Ok(r) = mailbox.receive(false, &mut names, &mut [&mut body[..]]) else {
-                return;
-            };
-            let count = r.num_groups.max(0) as usize;
-            let msg = Msg {
-                service: r.service,
-                sender: name_text(&r.sender).to_vec(),
-                names: names[..count].iter().map(|n| name_text(n).to_vec()).collect(),
-                body: body[..r.data_len.max(0) as usize].to_vec(),
-            };
-            if tx.send(msg).is_err() {
-                return;
+            loop {
+                let Ok(r) = mailbox.receive(false, &mut names, &mut [&mut body[..]]) else {
+                    return;
+                };
+                let count = r.num_groups.max(0) as usize;
+                let msg = Msg {
+                    service: r.service,
+                    sender: name_text(&r.sender).to_vec(),
+                    names: names[..count].iter().map(|n| name_text(n).to_vec()).collect(),
+                    body: body[..r.data_len.max(0) as usize].to_vec(),
+                };
+                if tx.send(msg).is_err() {
+                    return;
+                }
             }
         });
         Client {
