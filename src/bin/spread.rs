@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use spread::config::Config;
 use spread::daemon::net::Links;
 use spread::daemon::{local_addresses, run, socket_dir_from_env, AuthPolicy, Settings};
-use spread::groups::ConfigurationId;
+use spread::membership::Params;
+use spread::node::Setup as NodeSetup;
 
 const USAGE: &str = "Usage: spread\n\
     \t[-l y/n]          : print log\n\
@@ -64,6 +65,8 @@ fn init_logging(config: &Config, args: &Args) -> Result<(), String> {
         log::LevelFilter::Off
     };
     builder.filter_level(level);
+    // Membership changes take a few timeouts of some hundred milliseconds each: show them.
+    builder.format_timestamp_millis();
     // RUST_LOG, when set, overrides the configuration.
     builder.parse_env("RUST_LOG");
     if let Some(file) = &config.options.event_log_file {
@@ -83,10 +86,6 @@ fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
     let (seg, idx) = config.find_daemon(name, &local).map_err(|e| e.to_string())?;
     let segment = &config.segments[seg];
     let me = &segment.daemons[idx];
-    let ring_position = config
-        .daemons()
-        .position(|(s, d, _)| (s, d) == (seg, idx))
-        .expect("found daemon is in the ring");
     let client_addresses = if me.listen_on_any {
         vec![match me.address {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -101,11 +100,14 @@ fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
     let options = &config.options;
     Ok(Settings {
         daemon_name: me.name.clone(),
-        daemon_index: ring_position as u16,
-        // A daemon alone forms its configuration: its id and its start time.
-        configuration: ConfigurationId {
-            proc_id: me.id() as i32,
-            time: started as i32,
+        node: NodeSetup {
+            me: me.id(),
+            daemons: config.daemons().map(|(_, _, d)| d.id()).collect(),
+            daemon_name: me.name.as_bytes().to_vec(),
+            config_hash: config.hash(),
+            params: Params::from_options(options),
+            // Ring ids of a restarted daemon must be new: they start at its start time.
+            epoch: started,
         },
         port: segment.port,
         client_addresses,
@@ -149,13 +151,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if config.daemons().count() > 1 {
-        log::warn!("other daemons of the configuration are not contacted: this daemon runs alone");
-    }
     let o = &config.options;
     log::info!(
         "configuration hash {:#010x}; not acted on yet: RuntimeDir {}, DaemonUser {}, DaemonGroup {}, \
-         AccessControlPolicy {}, DebugFlags {:#x}, ring timeouts and windows",
+         AccessControlPolicy {}, DebugFlags {:#x}",
         config.hash(),
         o.runtime_dir,
         o.daemon_user,

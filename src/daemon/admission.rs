@@ -64,6 +64,7 @@ impl Daemon {
             dirty: false,
             backlogged: false,
             paused_until: None,
+            stalled: false,
             congested: false,
         });
         self.open_conns += 1;

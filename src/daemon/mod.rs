@@ -20,12 +20,13 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use crate::groups::{ConfigurationId, DaemonIndex, SessionId};
-use crate::node::{ClientRequest, Node, Output};
+use crate::groups::SessionId;
+use crate::node::{ClientRequest, Input, Node, Output, Setup as NodeSetup};
+use crate::ring::Time;
 use crate::wire::handshake::ConnectRequest;
 use faults::FaultLayer;
 use net::{Links, NetEndpoint};
@@ -40,8 +41,8 @@ pub const MAX_SESSIONS: usize = 997;
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub daemon_name: String,
-    pub daemon_index: DaemonIndex,
-    pub configuration: ConfigurationId,
+    /// This daemon among the configured daemons, and the membership's settings.
+    pub node: NodeSetup,
     /// Port of the daemon's segment: TCP port and the name of the Unix socket.
     pub port: u16,
     /// Addresses to accept TCP clients on.
@@ -102,11 +103,15 @@ struct Conn {
     paused_until: Option<Instant>,
     /// Has at least half of MaxSessionMessages undelivered; counted in `congested_conns`.
     congested: bool,
+    /// Not read from while the node takes no requests; listed in `Daemon::stalled`.
+    stalled: bool,
 }
 
 struct Daemon {
     settings: Settings,
     node: Node,
+    /// The node's time is microseconds since then.
+    started: Instant,
     epoll: Epoll,
     _signals: ExitSignals,
     listeners: Vec<Socket>,
@@ -127,6 +132,8 @@ struct Daemon {
     /// Connections not read from for a while because a receiver was congested.
     paused: Vec<usize>,
     congested_conns: usize,
+    /// Connections not read from until the node takes requests again.
+    stalled: Vec<usize>,
     /// A delivery found its receiver congested (checked after each sender's turn).
     congestion_seen: bool,
     /// Sessions whose connection ended, to tell the node.
@@ -164,14 +171,12 @@ impl Daemon {
             settings.port,
             settings.client_addresses
         );
-        let node = Node::new(
-            settings.daemon_index,
-            settings.daemon_name.as_bytes(),
-            settings.configuration,
-        );
+        let started = Instant::now();
+        let node = Node::new(settings.node.clone(), Time::ZERO);
         Ok(Daemon {
             settings,
             node,
+            started,
             epoll,
             _signals: signals,
             listeners,
@@ -188,6 +193,7 @@ impl Daemon {
             backlog: Vec::new(),
             paused: Vec::new(),
             congested_conns: 0,
+            stalled: Vec::new(),
             congestion_seen: false,
             ended: Vec::new(),
             outputs: Vec::new(),
@@ -204,6 +210,12 @@ impl Daemon {
                     SIGNAL_TOKEN => {
                         log::info!("exit signal received, shutting down");
                         log::info!("daemon network: {:?}", self.net.stats());
+                        log::info!(
+                            "membership: {:?}; ring: {:?}; events: {:?}",
+                            self.node.membership_stats(),
+                            self.node.ring_stats(),
+                            self.node.stats()
+                        );
                         return Ok(());
                     }
                     t if t > LISTENER_TOKEN - self.listeners.len() as u64 => {
@@ -224,6 +236,8 @@ impl Daemon {
                 }
                 self.dispatch();
             }
+            self.run_node_timer();
+            self.resume_stalled();
             self.run_backlog();
             let now = Instant::now();
             self.net.send_due(now);
@@ -249,7 +263,7 @@ impl Daemon {
     }
 
     /// The earliest of: a connect-request deadline, the end of a pause, a datagram held back
-    /// by the test fault layer.
+    /// by the test fault layer, the node's timer.
     fn next_deadline(&self) -> Option<Instant> {
         let connections = if self.awaiting_requests == 0 && self.paused.is_empty() {
             None
@@ -263,18 +277,41 @@ impl Daemon {
                 })
                 .min()
         };
-        [connections, self.net.next_deadline()]
+        let node = self
+            .node
+            .next_deadline()
+            .map(|t| self.started + Duration::from_micros(t.as_micros()));
+        [connections, self.net.next_deadline(), node]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// Reads datagrams from daemon-network socket `index`. No protocol consumes them yet:
-    /// they are counted (see [`NetEndpoint::stats`]) and dropped.
+    /// The node's clock: microseconds since the daemon started.
+    fn now(&self) -> Time {
+        Time::from_micros(self.started.elapsed().as_micros() as u64)
+    }
+
+    /// Reads datagrams from daemon-network socket `index` into the node.
     fn receive_datagrams(&mut self, index: usize) {
+        let now = self.now();
+        let (node, outputs) = (&mut self.node, &mut self.outputs);
         self.net.receive(index, &mut |d| {
-            log::trace!("{} bytes from daemon {:#x}", d.bytes.len(), d.from)
+            let input = Input::Packet {
+                network: d.network,
+                bytes: d.bytes,
+            };
+            node.handle(now, input, outputs)
         });
+    }
+
+    /// Runs the node's timer when it is due.
+    fn run_node_timer(&mut self) {
+        let now = self.now();
+        if self.node.next_deadline().is_some_and(|t| t <= now) {
+            self.node.handle(now, Input::Timer, &mut self.outputs);
+            self.dispatch();
+        }
     }
 
     /// Closes a connection; a session it carried is reported to the node by `dispatch`.

@@ -11,6 +11,7 @@ use super::sys::{self, Interest};
 use super::{Conn, Daemon, State};
 use crate::groups::SessionId;
 use crate::node::{Frame, Input, Output};
+use crate::ring::Destination;
 
 /// Most requests of one session handled before the other sessions get their turn (fewer
 /// with a small MaxSessionMessages, so one turn cannot overfill a receiver on its own).
@@ -45,6 +46,25 @@ impl Daemon {
         }
     }
 
+    /// Lets stalled sessions go on once the node takes requests again; their left-over
+    /// requests get a turn.
+    pub(super) fn resume_stalled(&mut self) {
+        if self.stalled.is_empty() || !self.node.accepting_requests() {
+            return;
+        }
+        for slot in std::mem::take(&mut self.stalled) {
+            let Some(conn) = self.conns[slot].as_mut() else {
+                continue;
+            };
+            conn.stalled = false;
+            if !conn.backlogged {
+                conn.backlogged = true;
+                self.backlog.push(slot);
+            }
+            self.update_interest(slot);
+        }
+    }
+
     pub(super) fn resume_paused(&mut self, now: Instant) {
         if self.paused.is_empty() {
             return;
@@ -68,7 +88,17 @@ impl Daemon {
     /// One turn of a session: reads from its socket if asked to, then handles up to
     /// REQUESTS_PER_TURN requests; pauses it when its messages met a congested receiver.
     pub(super) fn handle_requests(&mut self, slot: usize, read_socket: bool) {
+        let accepting = self.node.accepting_requests();
         let conn = self.conns[slot].as_mut().expect("connection in turn");
+        if !accepting {
+            // Too much waits for the ring: this session's requests stay in its socket.
+            if !conn.stalled {
+                conn.stalled = true;
+                self.stalled.push(slot);
+                self.update_interest(slot);
+            }
+            return;
+        }
         let fd = conn.socket.as_raw_fd();
         let State::Open {
             session,
@@ -106,9 +136,13 @@ impl Daemon {
         }
         conn.backlogged = more;
         self.congestion_seen = false;
+        let now = self.now();
         for request in self.requests.drain(..) {
-            self.node
-                .handle(Input::Request { session, request }, &mut self.outputs);
+            let input = Input::Request {
+                session,
+                request: &request,
+            };
+            self.node.handle(now, input, &mut self.outputs);
         }
         if let Some((e, name)) = &violation {
             log::warn!("session {name}: malformed request ({e:?}), disconnecting it");
@@ -126,8 +160,10 @@ impl Daemon {
     /// Carries out the node's outputs, telling it about connections that end meanwhile.
     pub(super) fn dispatch(&mut self) {
         loop {
+            let now = self.now();
             for session in std::mem::take(&mut self.ended) {
-                self.node.handle(Input::Closed { session }, &mut self.outputs);
+                self.node
+                    .handle(now, Input::Closed { session }, &mut self.outputs);
             }
             if self.outputs.is_empty() {
                 return;
@@ -139,6 +175,18 @@ impl Daemon {
                     Output::End { session } => {
                         if let Some(slot) = self.slot_of.get(&session).copied() {
                             self.end_conn(slot);
+                        }
+                    }
+                    Output::Send {
+                        to: Destination::All,
+                        datagram,
+                    } => self.net.send_all(&datagram),
+                    Output::Send {
+                        to: Destination::Daemon(id),
+                        datagram,
+                    } => {
+                        if !self.net.send_to(id, &datagram) {
+                            log::warn!("datagram to unknown daemon {id:#x} dropped");
                         }
                     }
                 }
@@ -253,7 +301,7 @@ impl Daemon {
             return;
         };
         let wanted = Interest {
-            read: conn.paused_until.is_none(),
+            read: conn.paused_until.is_none() && !conn.stalled,
             write: !conn.out.is_empty(),
         };
         if wanted == conn.interest {

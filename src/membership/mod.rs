@@ -293,6 +293,12 @@ impl Membership {
         sum
     }
 
+    /// Client messages of this daemon not yet on a ring: waiting for an operational ring or
+    /// for the token (for the daemon's back-pressure on its clients).
+    pub fn waiting_messages(&self) -> usize {
+        self.waiting.len() + self.ring.waiting_messages()
+    }
+
     /// The ring of the regular configuration (frozen while a new one is being formed).
     pub fn ring(&self) -> &Ring {
         &self.ring

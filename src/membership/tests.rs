@@ -153,7 +153,9 @@ fn starts_alone_in_a_singleton_configuration() {
     let mut c = Cluster::new(1);
     assert_eq!(c.daemons[0].next_deadline(), Some(Time::ZERO));
     c.submit(0, b"early");
+    assert_eq!(c.daemons[0].waiting_messages(), 1);
     c.run_for(Duration::from_millis(5));
+    assert_eq!(c.daemons[0].waiting_messages(), 0);
     assert_eq!(
         c.seen[0],
         vec![
