@@ -5,6 +5,8 @@
 //!     cargo bench --bench ring
 //!
 //! Figures:
+//! - formation: from the start of the first daemon (they start one after the other, each
+//!   waited for until it serves clients) to clients on all three seeing each other in a group;
 //! - throughput: one sender on daemon 1 sends 1 KB AGREED messages to a group, keeping at most
 //!   200 in flight by receiving its own (as the original's flooder does); read-only receivers
 //!   on daemons 2 and 3 time their first to their last message;
@@ -162,9 +164,13 @@ impl Ring {
         ring
     }
 
-    /// Starts daemon `i`; its readiness probe goes through `/tmp/<port>` for the original,
-    /// which the daemon just started has taken over.
+    /// Starts daemon `i` and waits until it serves clients.
     fn launch(&self, i: usize) -> Daemon {
+        if let Some(dir) = self.kind.fixed_socket_dir() {
+            // The daemons share this socket name (the original's /tmp/<port>): gone, it cannot
+            // let a daemon started before answer the readiness probe of this one.
+            let _ = std::fs::remove_file(dir.join(self.port.to_string()));
+        }
         self.lan
             .launch(i, &self.kind, &self.config, self.port, Vec::new())
     }
