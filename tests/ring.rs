@@ -1,6 +1,7 @@
 //! Three daemons on 127.0.0.1-3 as one system: clients on every daemon see one order of
 //! messages and the same group views; a daemon killed mid-stream leaves the others with a
-//! network membership change and nothing lost; restarted, it merges back.
+//! network membership change and nothing lost; restarted, it merges back. The same on a LAN of
+//! network namespaces, where a pulled cable also partitions and merges.
 
 mod support;
 
@@ -219,7 +220,8 @@ fn join_all(clients: &mut [Client]) {
     }
 }
 
-/// Sends `n` AGREED messages `i:k` from a thread, pausing now and then; stops at an error.
+/// Sends `n` AGREED messages `i:k` from a thread, a millisecond apart (so a stream of a few
+/// hundred lasts long enough to be cut by a crash); stops at an error.
 fn stream(c: &Client, i: usize, n: usize) -> JoinHandle<usize> {
     let mailbox = c.mailbox;
     thread::spawn(move || {
@@ -231,9 +233,7 @@ fn stream(c: &Client, i: usize, n: usize) -> JoinHandle<usize> {
             {
                 return k;
             }
-            if k % 10 == 0 {
-                sleep(Duration::from_millis(2));
-            }
+            sleep(Duration::from_millis(1));
         }
         n
     })
@@ -295,6 +295,31 @@ fn three_daemons_order_messages_survive_a_crash_and_merge_back() {
         assert_eq!(bodies, large);
     }
 
+    let restart = || {
+        Daemon::launch(Launch {
+            kind: &kind,
+            name: &daemon_name(2),
+            config: &cluster.config,
+            port,
+            prefix: Vec::new(),
+            env: Vec::new(),
+        })
+    };
+    let reconnect = || Client::connect(port, loopback_address(2), "c3");
+    crash_mid_stream_and_merge_back(&mut cluster.daemons, clients, restart, reconnect);
+}
+
+/// Daemon 3 (the last of three) is SIGKILLed while the clients of all three send: the
+/// survivors' clients get a network view after a transition, identical sequences, and every
+/// message the survivors sent. Then `restart` starts daemon 3 again and `reconnect` opens a
+/// session on it, which joins alone; it merges back (a network view with two vs sets) and
+/// traffic flows among all three.
+fn crash_mid_stream_and_merge_back(
+    daemons: &mut [Daemon],
+    mut clients: Vec<Client>,
+    restart: impl FnOnce() -> Daemon,
+    reconnect: impl FnOnce() -> Client,
+) {
     // Daemon 3 dies while everyone sends.
     const STREAM: usize = 400;
     let starts: Vec<usize> = clients.iter().map(|c| c.log.len()).collect();
@@ -303,11 +328,19 @@ fn three_daemons_order_messages_survive_a_crash_and_merge_back() {
         .enumerate()
         .map(|(i, c)| stream(c, i, STREAM))
         .collect();
-    sleep(Duration::from_millis(100));
-    let victim = cluster.daemons[2].pid() as i32;
+    // Killed once a quarter of the stream is delivered, while the senders are still at it.
+    clients[0].wait("a quarter of the stream", |log| {
+        count_data(log, starts[0]) >= 3 * STREAM / 4
+    });
+    let victim = daemons[2].pid() as i32;
+    let victim_group = clients[2].private_group.clone();
     // SAFETY: kill(2) on a daemon this test started.
     assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
     let killed_at = Instant::now();
+    assert!(
+        senders.iter().all(|s| !s.is_finished()),
+        "the senders finished before the crash"
+    );
     let sent: Vec<usize> = senders.into_iter().map(|s| s.join().expect("sender")).collect();
     assert_eq!(&sent[..2], &[STREAM, STREAM], "survivors' sends");
     let mut survivors: Vec<Client> = clients.drain(..2).collect();
@@ -317,7 +350,7 @@ fn three_daemons_order_messages_survive_a_crash_and_merge_back() {
             log[start..].iter().any(network_view)
                 && log[start..]
                     .iter()
-                    .filter(|m| m.is_data() && !m.sender.starts_with(b"#c2#"))
+                    .filter(|m| m.is_data() && m.sender != victim_group)
                     .count()
                     >= 2 * STREAM
         });
@@ -348,7 +381,7 @@ fn three_daemons_order_messages_survive_a_crash_and_merge_back() {
     let delivered: Vec<(Vec<u8>, Vec<u8>)> = survivors[0]
         .data_since(starts[0])
         .into_iter()
-        .filter(|(s, _)| !s.starts_with(b"#c2#"))
+        .filter(|(s, _)| *s != victim_group)
         .collect();
     check_fifo(&delivered, 2, STREAM);
 
@@ -356,20 +389,13 @@ fn three_daemons_order_messages_survive_a_crash_and_merge_back() {
     // are frozen meanwhile: its new member joins while it is alone, and the merge then
     // meets two group views.
     drop(clients);
-    let frozen = Frozen::new(&[cluster.daemons[0].pid(), cluster.daemons[1].pid()]);
-    cluster.daemons[2] = Daemon::launch(Launch {
-        kind: &kind,
-        name: &daemon_name(2),
-        config: &cluster.config,
-        port,
-        prefix: Vec::new(),
-        env: Vec::new(),
-    });
-    let mut back = Client::connect(port, loopback_address(2), "c3");
+    let frozen = Frozen::new(&[daemons[0].pid(), daemons[1].pid()]);
+    daemons[2] = restart();
+    let mut back = reconnect();
     back.mailbox.join(GROUP).expect("join");
     back.wait("own view", |log| log.iter().any(|m| m.is_regular_view(1)));
     drop(frozen);
-    wait_merged(&cluster.daemons.iter().collect::<Vec<_>>(), 3);
+    wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
     let mut expected = vec![
         vec![
             survivors[0].private_group.clone(),
@@ -484,6 +510,33 @@ fn three_daemons_on_a_bridge_partition_and_merge() {
         assert_eq!(sets, expected);
     }
     exchange(&mut clients, AGREED_MESS, 100);
+}
+
+/// The crash of the loopback test on a LAN: three daemons in network namespaces on one bridge,
+/// daemon 3 SIGKILLed while everyone sends, then restarted in its namespace.
+#[test]
+fn three_daemons_on_a_bridge_survive_a_crash_and_merge_back() {
+    if let Some(why) = unavailable() {
+        panic!("network namespaces unavailable: {why}");
+    }
+    let lan = Lan::new(3);
+    let dir = TempDir::new("ring-netns-crash");
+    let config = dir.path().join("spread.conf");
+    let port = 4803;
+    std::fs::write(&config, lan.config(IpAddr::V4(BROADCAST), port, "")).unwrap();
+    let kind = DaemonKind::ours();
+    let mut daemons: Vec<Daemon> = (0..3)
+        .map(|i| lan.launch(i, &kind, &config, port, Vec::new()))
+        .collect();
+    wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
+    let mut clients: Vec<Client> = (0..3)
+        .map(|i| lan.run_in(i, || Client::connect(port, lan.address(i), &format!("k{i}"))))
+        .collect();
+    join_all(&mut clients);
+    exchange(&mut clients, AGREED_MESS, 100);
+    let restart = || lan.launch(2, &kind, &config, port, Vec::new());
+    let reconnect = || lan.run_in(2, || Client::connect(port, lan.address(2), "k3"));
+    crash_mid_stream_and_merge_back(&mut daemons, clients, restart, reconnect);
 }
 
 /// Figures for the report (run with `--ignored --nocapture`, in release): the time from a

@@ -119,7 +119,7 @@ impl DaemonKind {
 
     /// Lines the original needs in its configuration (ours accepts them), with its runtime
     /// directory under `dir`; nothing for ours.
-    fn config_lines(&self, dir: &Path) -> String {
+    pub fn config_lines(&self, dir: &Path) -> String {
         if !self.original {
             return String::new();
         }
