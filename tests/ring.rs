@@ -531,11 +531,13 @@ fn ring_over_two_networks(mode: &str) {
     let dir = TempDir::new("ring-multipath");
     let config = dir.path().join("spread.conf");
     let port = 4803;
-    std::fs::write(
-        &config,
-        lan.multipath_config(port, &format!("Multipath = {mode}")),
-    )
-    .unwrap();
+    // Sides of a partition find each other by alive probes every LookupTimeout (30 s on a
+    // LAN): a shorter one makes the merge at the end quick. The others are the LAN ones.
+    let timeouts = "TokenTimeout = 1250\nHurryTimeout = 500\nAliveTimeout = 250\nJoinTimeout = 250\n\
+                    RepTimeout = 625\nSegTimeout = 500\nGatherTimeout = 1250\nFormTimeout = 1250\n\
+                    LookupTimeout = 2000";
+    let options = format!("Multipath = {mode}\n{timeouts}");
+    std::fs::write(&config, lan.multipath_config(port, &options)).unwrap();
     let kind = DaemonKind::ours();
     let daemons: Vec<Daemon> = (0..3)
         .map(|i| lan.launch(i, &kind, &config, port, Vec::new()))
