@@ -331,7 +331,7 @@ fn daemons_of_one_configuration_run_side_by_side() {
     let log = d1.log();
     let stats = log
         .lines()
-        .find(|l| l.contains("daemon network: NetStats"))
+        .find(|l| l.contains("daemon network 0: NetStats"))
         .unwrap_or_else(|| panic!("no network statistics in {log}"));
     assert!(stats.contains(" unknown_sender: 1,"), "{stats}");
 }

@@ -73,12 +73,12 @@ fn three_hosts_on_a_bridge_reach_each_other_until_a_cable_is_pulled() {
     assert_eq!(next(&listener).map(|(b, _)| b), Some(b"all".to_vec()));
 
     // Nothing gets through a pulled cable; everything again once it is plugged back.
-    lan.set_cable(2, false);
+    lan.set_cable(2, 0, false);
     hosts[0].send_to(b"cut", (lan.address(2), port)).unwrap();
     assert_eq!(next(&hosts[2]), None);
     hosts[0].send_to(b"other", (lan.address(1), port)).unwrap();
     assert_eq!(next(&hosts[1]).map(|(b, _)| b), Some(b"other".to_vec()));
-    lan.set_cable(2, true);
+    lan.set_cable(2, 0, true);
     let deadline = Instant::now() + Duration::from_secs(5);
     let back = loop {
         hosts[0].send_to(b"back", (lan.address(2), port)).unwrap();
@@ -145,7 +145,7 @@ fn segment_cast_on_a_lan(expected: SegmentCast) {
     );
     assert!(collect(&mut endpoints[0], 1, Duration::from_millis(100)).is_empty());
 
-    lan.set_cable(2, false);
+    lan.set_cable(2, 0, false);
     endpoints[0].send_all(b"partial");
     assert_eq!(
         collect(&mut endpoints[1], 1, Duration::from_secs(2)),

@@ -7,7 +7,9 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
 use std::thread::{self, sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,8 @@ struct Msg {
     /// Destination groups, or the members of a membership message.
     names: Vec<Vec<u8>>,
     body: Vec<u8>,
+    /// When the receiving thread got it.
+    at: Instant,
 }
 
 impl Msg {
@@ -97,6 +101,7 @@ impl Client {
                     sender: name_text(&r.sender).to_vec(),
                     names: names[..count].iter().map(|n| name_text(n).to_vec()).collect(),
                     body: body[..r.data_len.max(0) as usize].to_vec(),
+                    at: Instant::now(),
                 };
                 if tx.send(msg).is_err() {
                     return;
@@ -192,21 +197,25 @@ fn exchange(clients: &mut [Client], service: u32, n: usize) {
     for (c, &start) in clients.iter().zip(&starts).skip(1) {
         assert_eq!(c.data_since(start), first, "another order");
     }
-    check_fifo(&first, clients.len(), n);
+    check_fifo(&first, &vec![n; clients.len()]);
 }
 
-/// Each sender's messages `i:0`, `i:1`, ... come in order and all of them.
-fn check_fifo(delivered: &[(Vec<u8>, Vec<u8>)], senders: usize, n: usize) {
-    let mut next: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
-    for (sender, body) in delivered {
+/// Each sender `i`'s messages `i:0`, `i:1`, ... come in order, and `sent[i]` of them.
+fn check_fifo(delivered: &[(Vec<u8>, Vec<u8>)], sent: &[usize]) {
+    let mut next: BTreeMap<usize, usize> = BTreeMap::new();
+    for (_, body) in delivered {
         let text = String::from_utf8_lossy(body).into_owned();
-        let (_, k) = text.split_once(':').expect("i:k");
-        let expected = next.entry(sender.clone()).or_default();
+        let (i, k) = text.split_once(':').expect("i:k");
+        let expected = next.entry(i.parse().unwrap()).or_default();
         assert_eq!(k.parse::<usize>().unwrap(), *expected, "FIFO of {text}");
         *expected += 1;
     }
-    assert_eq!(next.len(), senders);
-    assert!(next.values().all(|&count| count == n), "{next:?}");
+    let counts: Vec<usize> = next.values().copied().collect();
+    assert_eq!(
+        next.keys().copied().collect::<Vec<_>>(),
+        (0..sent.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(counts, sent);
 }
 
 /// Joins every client to the group and waits until each sees all of them in its view.
@@ -236,6 +245,28 @@ fn stream(c: &Client, i: usize, n: usize) -> JoinHandle<usize> {
             sleep(Duration::from_millis(1));
         }
         n
+    })
+}
+
+/// Sends AGREED messages `i:k` from a thread, one every 2 ms or so, until `stop` is set
+/// (or an error); returns how many it sent.
+fn stream_until(c: &Client, i: usize, stop: Arc<AtomicBool>) -> JoinHandle<usize> {
+    let mailbox = c.mailbox;
+    thread::spawn(move || {
+        let mut k = 0;
+        // Bounded even if the test forgets to stop it: about a minute of sending.
+        while !stop.load(Ordering::Relaxed) && k < 200_000 {
+            let body = format!("{i}:{k}");
+            if mailbox
+                .multicast(AGREED_MESS, GROUP, 0, &[body.as_bytes()])
+                .is_err()
+            {
+                break;
+            }
+            k += 1;
+            sleep(Duration::from_millis(2));
+        }
+        k
     })
 }
 
@@ -383,7 +414,7 @@ fn crash_mid_stream_and_merge_back(
         .into_iter()
         .filter(|(s, _)| *s != victim_group)
         .collect();
-    check_fifo(&delivered, 2, STREAM);
+    check_fifo(&delivered, &[STREAM, STREAM]);
 
     // Restarted, daemon 3 merges back. A starting daemon finds the others at once, so they
     // are frozen meanwhile: its new member joins while it is alone, and the merge then
@@ -478,7 +509,7 @@ fn three_daemons_on_a_bridge_partition_and_merge() {
 
     // Host 2 loses its cable: each side goes on with its own view.
     let marks: Vec<usize> = clients.iter().map(|c| c.log.len()).collect();
-    lan.set_cable(2, false);
+    lan.set_cable(2, 0, false);
     for (i, (c, &mark)) in clients.iter_mut().zip(&marks).enumerate() {
         let size = if i == 2 { 1 } else { 2 };
         c.wait("view of its side", |log| {
@@ -493,7 +524,7 @@ fn three_daemons_on_a_bridge_partition_and_merge() {
 
     // Plugged back, the sides merge; the view tells where each member comes from.
     let marks: Vec<usize> = clients.iter().map(|c| c.log.len()).collect();
-    lan.set_cable(2, true);
+    lan.set_cable(2, 0, true);
     let mut expected = vec![
         vec![clients[0].private_group.clone(), clients[1].private_group.clone()],
         vec![clients[2].private_group.clone()],
@@ -537,6 +568,142 @@ fn three_daemons_on_a_bridge_survive_a_crash_and_merge_back() {
     let restart = || lan.launch(2, &kind, &config, port, Vec::new());
     let reconnect = || lan.run_in(2, || Client::connect(port, lan.address(2), "k3"));
     crash_mid_stream_and_merge_back(&mut daemons, clients, restart, reconnect);
+}
+
+/// Three daemons on two bridges, one ring over both networks (`Multipath = mode`), clients
+/// on every daemon sending all along. A cable pulled on one network and put back, then
+/// another daemon's on the other network: nobody sees a membership change, everyone gets the
+/// same complete sequence, and no receiver waits long. Both cables of one daemon pulled: it
+/// leaves the membership as on one network, and merges back when they return.
+fn ring_over_two_networks(mode: &str) {
+    if let Some(why) = unavailable() {
+        panic!("network namespaces unavailable: {why}");
+    }
+    let began = Instant::now();
+    let lan = Lan::with_networks(3, 2);
+    let dir = TempDir::new("ring-multipath");
+    let config = dir.path().join("spread.conf");
+    let port = 4803;
+    // Sides of a partition find each other by alive probes every LookupTimeout (30 s on a
+    // LAN): a shorter one makes the merge at the end quick. The others are the LAN ones.
+    let timeouts = "TokenTimeout = 1250\nHurryTimeout = 500\nAliveTimeout = 250\nJoinTimeout = 250\n\
+                    RepTimeout = 625\nSegTimeout = 500\nGatherTimeout = 1250\nFormTimeout = 1250\n\
+                    LookupTimeout = 2000";
+    let options = format!("Multipath = {mode}\n{timeouts}");
+    std::fs::write(&config, lan.multipath_config(port, &options)).unwrap();
+    let kind = DaemonKind::ours();
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| lan.launch(i, &kind, &config, port, Vec::new()))
+        .collect();
+    wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
+    let mut clients: Vec<Client> = (0..3)
+        .map(|i| lan.run_in(i, || Client::connect(port, lan.address(i), &format!("m{i}"))))
+        .collect();
+    join_all(&mut clients);
+    exchange(&mut clients, AGREED_MESS, 100);
+    println!("{mode}: ring of 3 with clients after {:?}", began.elapsed());
+
+    // Cable pulls on one network at a time while everyone sends.
+    let marks: Vec<usize> = clients.iter().map(|c| c.log.len()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<JoinHandle<usize>> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| stream_until(c, i, stop.clone()))
+        .collect();
+    let hold = Duration::from_millis(1500);
+    sleep(Duration::from_millis(500));
+    for (host, network) in [(0, 0), (1, 1)] {
+        lan.set_cable(host, network, false);
+        sleep(hold);
+        lan.set_cable(host, network, true);
+        // Long enough for the link to come back (its recovery hold is 1 s).
+        sleep(hold);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent: Vec<usize> = senders.into_iter().map(|s| s.join().expect("sender")).collect();
+    let total: usize = sent.iter().sum();
+    let stopped_at = Instant::now();
+    for (c, &mark) in clients.iter_mut().zip(&marks) {
+        c.wait("every streamed message", |log| count_data(log, mark) >= total);
+    }
+    println!(
+        "{mode}: streams delivered {:?} after they stopped",
+        stopped_at.elapsed()
+    );
+    let first = clients[0].data_since(marks[0]);
+    assert_eq!(first.len(), total);
+    let mut longest = Duration::ZERO;
+    for (c, &mark) in clients.iter().zip(&marks) {
+        let log = &c.log[mark..];
+        let changes: Vec<&Msg> = log.iter().filter(|m| !m.is_data()).collect();
+        assert!(changes.is_empty(), "membership changes: {changes:?}");
+        assert_eq!(c.data_since(mark), first, "another sequence");
+        let gap = log
+            .windows(2)
+            .map(|w| w[1].at - w[0].at)
+            .max()
+            .unwrap_or_default();
+        longest = longest.max(gap);
+    }
+    println!("{mode}: {sent:?} messages sent; longest delivery gap {longest:?} with cables pulled");
+    assert!(
+        longest < Duration::from_millis(500),
+        "delivery stalled for {longest:?}"
+    );
+    check_fifo(&first, &sent);
+    for d in &daemons {
+        let log = d.log();
+        assert!(
+            log.contains("network 0 down") || log.contains("network 1 down"),
+            "no link state change logged:\n{log}"
+        );
+    }
+
+    // Both cables of host 2 pulled: it leaves, as on one network; back, it merges.
+    let marks: Vec<usize> = clients.iter().map(|c| c.log.len()).collect();
+    lan.set_cable(2, 0, false);
+    lan.set_cable(2, 1, false);
+    let pulled_at = Instant::now();
+    for (i, (c, &mark)) in clients.iter_mut().zip(&marks).enumerate() {
+        let size = if i == 2 { 1 } else { 2 };
+        c.wait("view of its side", |log| {
+            log[mark..]
+                .iter()
+                .any(|m| m.is_regular_view(size) && m.service & CAUSED_BY_NETWORK != 0)
+        });
+    }
+    println!(
+        "{mode}: both cables pulled, views of both sides after {:?}",
+        pulled_at.elapsed()
+    );
+    let (left, right) = clients.split_at_mut(2);
+    exchange(left, AGREED_MESS, 30);
+    exchange(right, AGREED_MESS, 10);
+    let marks: Vec<usize> = clients.iter().map(|c| c.log.len()).collect();
+    lan.set_cable(2, 0, true);
+    lan.set_cable(2, 1, true);
+    let plugged_at = Instant::now();
+    for (c, &mark) in clients.iter_mut().zip(&marks) {
+        c.wait("merged view", |log| {
+            log[mark..].iter().any(|m| m.is_regular_view(3))
+        });
+    }
+    println!(
+        "{mode}: cables back, merged view after {:?}",
+        plugged_at.elapsed()
+    );
+    exchange(&mut clients, AGREED_MESS, 100);
+}
+
+#[test]
+fn ring_over_two_networks_hybrid() {
+    ring_over_two_networks("hybrid");
+}
+
+#[test]
+fn ring_over_two_networks_active() {
+    ring_over_two_networks("active");
 }
 
 /// Figures for the report (run with `--ignored --nocapture`, in release): the time from a

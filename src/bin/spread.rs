@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use spread::config::Config;
 use spread::daemon::net::Links;
+use spread::daemon::networks::link_setup;
 use spread::daemon::{local_addresses, run, socket_dir_from_env, AuthPolicy, Settings};
 use spread::membership::Params;
 use spread::node::Setup as NodeSetup;
@@ -117,7 +118,8 @@ fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
             allowed: options.allowed_auth_methods.clone(),
             required: options.required_auth_methods.clone(),
         },
-        links: Links::from_config(config, seg, idx),
+        links: Links::all_from_config(config, seg, idx),
+        multipath: link_setup(config, seg, idx),
     })
 }
 

@@ -164,6 +164,7 @@ impl Ord for Held {
 /// Decides the fate of each outgoing datagram and keeps the ones held back.
 pub struct FaultLayer {
     spec: FaultSpec,
+    seed: u64,
     rng: Rng,
     held: BinaryHeap<Reverse<Held>>,
     next_order: u64,
@@ -188,11 +189,18 @@ impl FaultLayer {
     pub fn new(spec: FaultSpec, seed: u64) -> FaultLayer {
         FaultLayer {
             spec,
+            seed,
             rng: Rng::new(seed),
             held: BinaryHeap::new(),
             next_order: 0,
             stats: FaultStats::default(),
         }
+    }
+
+    /// A layer with the same faults for the endpoint of another network, with random choices
+    /// of its own (derived from this layer's seed, so that a run can still be replayed).
+    pub fn for_network(&self, network: u8) -> FaultLayer {
+        FaultLayer::new(self.spec.clone(), self.seed.wrapping_add(u64::from(network)))
     }
 
     /// One datagram for `to` on `network` (< [`MAX_NETWORKS`]) is about to be sent: returns

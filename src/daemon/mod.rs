@@ -7,6 +7,7 @@ mod endpoints;
 pub mod faults;
 mod handshake;
 pub mod net;
+pub mod networks;
 mod outqueue;
 mod reader;
 mod sys;
@@ -25,11 +26,13 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use crate::groups::SessionId;
+use crate::link::LinkSetup;
 use crate::node::{ClientRequest, Input, Node, Output, Setup as NodeSetup};
 use crate::ring::Time;
 use crate::wire::handshake::ConnectRequest;
 use faults::FaultLayer;
-use net::{Links, NetEndpoint};
+use net::Links;
+use networks::Networks;
 use outqueue::OutQueue;
 use reader::RequestReader;
 use sys::{Epoll, ExitSignals, Interest, Ready};
@@ -52,8 +55,10 @@ pub struct Settings {
     /// Undelivered messages a session may have queued before it is cut off.
     pub max_session_messages: usize,
     pub auth: AuthPolicy,
-    /// This daemon's place among the configured daemons.
-    pub links: Links,
+    /// This daemon's place on each network it is on, network 0 first.
+    pub links: Vec<Links>,
+    /// On a multipath ring (extra networks configured): the link layer's view of the daemons.
+    pub multipath: Option<LinkSetup>,
 }
 
 /// The directory of Unix sockets: `SPREAD_SOCKET_DIR` if set and not empty, else `/tmp`.
@@ -116,7 +121,7 @@ struct Daemon {
     _signals: ExitSignals,
     listeners: Vec<Socket>,
     unix_path: PathBuf,
-    net: NetEndpoint,
+    net: Networks,
     conns: Vec<Option<Conn>>,
     free_slots: Vec<usize>,
     open_conns: usize,
@@ -150,7 +155,12 @@ impl Daemon {
         epoll.add(signals.raw_fd(), SIGNAL_TOKEN, Interest::READ)?;
 
         let faults = FaultLayer::from_env().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let net = NetEndpoint::open(settings.links.clone(), faults)?;
+        let net = Networks::open(
+            settings.links.clone(),
+            settings.multipath.clone(),
+            faults,
+            Time::ZERO,
+        )?;
         for (i, fd) in net.raw_fds().enumerate() {
             epoll.add(fd, NET_TOKEN - i as u64, Interest::READ)?;
         }
@@ -209,7 +219,12 @@ impl Daemon {
                 match r.token {
                     SIGNAL_TOKEN => {
                         log::info!("exit signal received, shutting down");
-                        log::info!("daemon network: {:?}", self.net.stats());
+                        for (network, stats) in self.net.stats() {
+                            log::info!("daemon network {network}: {stats:?}");
+                        }
+                        if let Some(status) = self.net.link_status(self.now()) {
+                            log::info!("links: {}", status.to_json());
+                        }
                         log::info!(
                             "membership: {:?}; ring: {:?}; events: {:?}",
                             self.node.membership_stats(),
@@ -221,7 +236,7 @@ impl Daemon {
                     t if t > LISTENER_TOKEN - self.listeners.len() as u64 => {
                         self.accept_all((LISTENER_TOKEN - t) as usize)
                     }
-                    t if t > NET_TOKEN - self.net.raw_fds().count() as u64 && t <= NET_TOKEN => {
+                    t if t > NET_TOKEN - self.net.socket_count() as u64 && t <= NET_TOKEN => {
                         self.receive_datagrams((NET_TOKEN - t) as usize)
                     }
                     t => {
@@ -237,6 +252,7 @@ impl Daemon {
                 self.dispatch();
             }
             self.run_node_timer();
+            self.net.handle_timer(self.now());
             self.resume_stalled();
             self.run_backlog();
             let now = Instant::now();
@@ -263,7 +279,7 @@ impl Daemon {
     }
 
     /// The earliest of: a connect-request deadline, the end of a pause, a datagram held back
-    /// by the test fault layer, the node's timer.
+    /// by the test fault layer, the node's timer, the link layer's timer.
     fn next_deadline(&self) -> Option<Instant> {
         let connections = if self.awaiting_requests == 0 && self.paused.is_empty() {
             None
@@ -277,11 +293,10 @@ impl Daemon {
                 })
                 .min()
         };
-        let node = self
-            .node
-            .next_deadline()
-            .map(|t| self.started + Duration::from_micros(t.as_micros()));
-        [connections, self.net.next_deadline(), node]
+        let instant = |t: Time| self.started + Duration::from_micros(t.as_micros());
+        let node = self.node.next_deadline().map(instant);
+        let link = self.net.link_deadline().map(instant);
+        [connections, self.net.fault_deadline(), node, link]
             .into_iter()
             .flatten()
             .min()
@@ -296,12 +311,8 @@ impl Daemon {
     fn receive_datagrams(&mut self, index: usize) {
         let now = self.now();
         let (node, outputs) = (&mut self.node, &mut self.outputs);
-        self.net.receive(index, &mut |d| {
-            let input = Input::Packet {
-                network: d.network,
-                bytes: d.bytes,
-            };
-            node.handle(now, input, outputs)
+        self.net.receive(now, index, &mut |network, bytes| {
+            node.handle(now, Input::Packet { network, bytes }, outputs)
         });
     }
 

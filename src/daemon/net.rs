@@ -1,14 +1,21 @@
-//! The daemon's UDP endpoint towards the other daemons on network 0 (the segments of the
-//! configuration): which sockets to open, where each datagram goes, and which received ones
-//! come from a configured daemon.
+//! The daemon's UDP endpoint towards the other daemons on one network: network 0 (the segments
+//! of the configuration) or an extra network of a multipath ring (a `Spread_Network` block).
+//! Which sockets to open, where each datagram goes, and which received ones come from a
+//! configured daemon.
 //!
-//! Sockets: one per daemon interface address of this daemon, bound to that address and the
-//! segment port (specific addresses, never the wildcard, so that several daemons can share a
-//! host on 127.0.0.x); datagrams leave through the first. When this daemon's segment has other
-//! daemons and a segment address usable for sending (multicast, or a broadcast address that is
-//! not loopback), one more socket is bound to that address, since Linux hands broadcasts only
-//! to sockets bound to the broadcast address or the wildcard; a multicast address is joined on
-//! every interface address. Otherwise everything goes by unicast.
+//! Sockets: one per daemon interface address of this daemon on the network, bound to that
+//! address and the network's port (specific addresses, never the wildcard, so that several
+//! daemons can share a host on 127.0.0.x, and so that a datagram is read from the socket of the
+//! network it came on); datagrams leave through the first. When this daemon's segment (or the
+//! extra network) has other daemons and an address usable for sending to all of them
+//! (multicast, or a broadcast address that is not loopback), one more socket is bound to that
+//! address, since Linux hands broadcasts only to sockets bound to the broadcast address or the
+//! wildcard; a multicast address is joined on every interface address. Otherwise everything
+//! goes by unicast.
+//!
+//! The arrival interface is not checked (no `IP_PKTINFO`, no `SO_BINDTODEVICE`): a datagram is
+//! taken as of this network when it reaches a socket bound to one of this network's addresses
+//! from a peer's address on this network.
 
 use std::collections::HashMap;
 use std::io;
@@ -20,9 +27,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::faults::{FaultLayer, FaultStats};
 use super::sys::DatagramBatch;
-use crate::config::{Config, DaemonEntry};
+use crate::config::{Config, DaemonEntry, Network};
+use crate::ring::Destination;
 
-/// The network id of the segments (multipath networks would be 1..).
+/// The network id of the segments; extra networks are 1, 2, ... in configuration order.
 pub const SEGMENT_NETWORK: u8 = 0;
 /// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max).
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -61,9 +69,10 @@ pub struct Peer {
     pub by_segment_cast: bool,
 }
 
-/// This daemon's place on network 0, derived from the configuration.
+/// This daemon's place on one network, derived from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Links {
+    pub network: u8,
     pub me: u32,
     pub port: u16,
     /// Addresses to bind: this daemon's address (which sends), then its other daemon
@@ -75,9 +84,13 @@ pub struct Links {
     pub ignore_multicast_join_errors: bool,
 }
 
-/// Whether a segment address can carry one datagram to every daemon of the segment.
-fn usable_segment_cast(address: IpAddr, config: &Config) -> Option<SegmentCast> {
-    let is_daemon = config.daemons().any(|(_, _, d)| d.address == address);
+/// Whether a segment or network address can carry one datagram to every daemon there;
+/// `daemon_addresses` are the daemons' own addresses.
+fn usable_segment_cast(
+    address: IpAddr,
+    mut daemon_addresses: impl Iterator<Item = IpAddr>,
+) -> Option<SegmentCast> {
+    let is_daemon = daemon_addresses.any(|a| a == address);
     if address.is_multicast() {
         Some(SegmentCast::Multicast(address))
     } else if address.is_ipv4() && !address.is_loopback() && !address.is_unspecified() && !is_daemon {
@@ -104,7 +117,7 @@ impl Links {
         let me = &my_segment.daemons[index];
         let has_segment_peers = my_segment.daemons.len() > 1;
         let segment_cast = has_segment_peers
-            .then(|| usable_segment_cast(my_segment.address, config))
+            .then(|| usable_segment_cast(my_segment.address, config.daemons().map(|(_, _, d)| d.address)))
             .flatten();
         let peers = config
             .daemons()
@@ -117,6 +130,7 @@ impl Links {
             })
             .collect();
         Links {
+            network: SEGMENT_NETWORK,
             me: me.id(),
             port: my_segment.port,
             local: daemon_addresses(me),
@@ -124,6 +138,50 @@ impl Links {
             peers,
             ignore_multicast_join_errors: config.options.ignore_multicast_join_errors,
         }
+    }
+
+    /// The links of daemon `index` of segment `segment` on extra network `network` (1 for
+    /// the first `Spread_Network` block); `None` when the daemon is not on it.
+    pub fn on_network(config: &Config, segment: usize, index: usize, network: u8) -> Option<Links> {
+        let block: &Network = config.networks.get(usize::from(network).checked_sub(1)?)?;
+        let me = &config.segments[segment].daemons[index];
+        let mine = block.members.iter().find(|m| m.daemon == me.name)?;
+        let segment_cast = (block.members.len() > 1)
+            .then(|| usable_segment_cast(block.address, block.members.iter().map(|m| m.address)))
+            .flatten();
+        let peers = block
+            .members
+            .iter()
+            .filter(|m| m.daemon != me.name)
+            .filter_map(|m| {
+                let (_, _, d) = config.daemons().find(|(_, _, d)| d.name == m.daemon)?;
+                Some(Peer {
+                    id: d.id(),
+                    address: SocketAddr::new(m.address, block.port),
+                    sources: vec![m.address],
+                    by_segment_cast: segment_cast.is_some(),
+                })
+            })
+            .collect();
+        Some(Links {
+            network,
+            me: me.id(),
+            port: block.port,
+            local: vec![mine.address],
+            segment_cast,
+            peers,
+            ignore_multicast_join_errors: config.options.ignore_multicast_join_errors,
+        })
+    }
+
+    /// The links of daemon `index` of segment `segment` on every network it is on, network 0
+    /// first.
+    pub fn all_from_config(config: &Config, segment: usize, index: usize) -> Vec<Links> {
+        let extra =
+            (1..=config.networks.len() as u8).filter_map(|n| Links::on_network(config, segment, index, n));
+        std::iter::once(Links::from_config(config, segment, index))
+            .chain(extra)
+            .collect()
     }
 }
 
@@ -234,7 +292,8 @@ impl NetEndpoint {
             .map(|&a| SocketAddr::new(a, links.port))
             .collect();
         log::info!(
-            "daemon network: UDP port {} on {:?}, {} peers, {}",
+            "daemon network {}: UDP port {} on {:?}, {} peers, {}",
+            links.network,
             links.port,
             links.local,
             links.peers.len(),
@@ -280,6 +339,17 @@ impl NetEndpoint {
         NetStats { faults, ..self.stats }
     }
 
+    /// One datagram to `to`; false if it is a daemon not on this network.
+    pub fn send(&mut self, to: Destination, bytes: &[u8]) -> bool {
+        match to {
+            Destination::All => {
+                self.send_all(bytes);
+                true
+            }
+            Destination::Daemon(id) => self.send_to(id, bytes),
+        }
+    }
+
     /// One datagram to every other daemon: one segment broadcast or multicast when usable,
     /// unicasts to the rest.
     pub fn send_all(&mut self, bytes: &[u8]) {
@@ -311,7 +381,7 @@ impl NetEndpoint {
 
     fn transmit(&mut self, to: SocketAddr, bytes: &[u8]) {
         let copies = match self.faults.as_mut() {
-            Some(faults) => faults.admit(Instant::now(), SEGMENT_NETWORK, to, bytes),
+            Some(faults) => faults.admit(Instant::now(), self.links.network, to, bytes),
             None => 1,
         };
         for _ in 0..copies {
@@ -367,7 +437,7 @@ impl NetEndpoint {
                     Some(from) => {
                         self.stats.received += 1;
                         deliver(Received {
-                            network: SEGMENT_NETWORK,
+                            network: self.links.network,
                             from,
                             bytes,
                         });
@@ -392,4 +462,4 @@ impl NetEndpoint {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -177,16 +177,11 @@ impl Daemon {
                             self.end_conn(slot);
                         }
                     }
-                    Output::Send {
-                        to: Destination::All,
-                        datagram,
-                    } => self.net.send_all(&datagram),
-                    Output::Send {
-                        to: Destination::Daemon(id),
-                        datagram,
-                    } => {
-                        if !self.net.send_to(id, &datagram) {
-                            log::warn!("datagram to unknown daemon {id:#x} dropped");
+                    Output::Send { to, datagram } => {
+                        if !self.net.send(now, to, &datagram) {
+                            if let Destination::Daemon(id) = to {
+                                log::warn!("datagram to unknown daemon {id:#x} dropped");
+                            }
                         }
                     }
                 }

@@ -24,7 +24,9 @@
 //!
 //! Simplifications against Spread: no segment representatives (every daemon answers for
 //! itself), a daemon leaves its ring as soon as it gathers (Spread's leader keeps its ring while
-//! it probes a merge that may fail), and one network (id 0) carries everything.
+//! it probes a merge that may fail). Packets may come on any network of a multipath ring: the
+//! link layer passes up the first copy of each, stamped with the network it came on; this
+//! daemon's own packets are stamped with network 0 and re-stamped per network on the way out.
 
 mod output;
 mod params;
@@ -44,8 +46,8 @@ use crate::wire::packet::{
 /// What the membership is told.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
-    /// A datagram from another daemon and the network it arrived on (0: the protocol uses one
-    /// network for now, and refuses copies claiming another than they came on).
+    /// A datagram from another daemon and the network it arrived on (a copy claiming another
+    /// network than it came on is refused).
     Packet { network: u8, bytes: &'a [u8] },
     /// The time given by [`Membership::next_deadline`] has come (early calls do nothing).
     Timer,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::Options;
-use crate::wire::packet::{encode_form, encode_hurry};
+use crate::wire::packet::{encode_form, encode_hurry, restamp};
 
 const HASH: u32 = 0xabcd_0123;
 const LATENCY: Duration = Duration::from_micros(100);
@@ -32,7 +32,11 @@ fn params() -> Params {
 struct Cluster {
     daemons: Vec<Membership>,
     connected: Vec<bool>,
-    in_flight: VecDeque<(Time, usize, Vec<u8>)>,
+    /// (due, receiver, network, datagram).
+    in_flight: VecDeque<(Time, usize, u8, Vec<u8>)>,
+    /// Datagrams go on networks 0, 1, ... in turn, re-stamped like the link layer does.
+    networks: u8,
+    next_network: u8,
     now: Time,
     seen: Vec<Vec<Seen>>,
     out: Outputs,
@@ -51,6 +55,8 @@ impl Cluster {
             daemons,
             connected: vec![true; n],
             in_flight: VecDeque::new(),
+            networks: 1,
+            next_network: 0,
             now: Time::ZERO,
             seen: vec![Vec::new(); n],
             out: Outputs::new(),
@@ -71,7 +77,11 @@ impl Cluster {
             for j in targets {
                 let reachable = j == i || (self.connected[i] && self.connected[j]);
                 if reachable {
-                    self.in_flight.push_back((self.now + LATENCY, j, bytes.to_vec()));
+                    let network = self.next_network;
+                    self.next_network = (network + 1) % self.networks;
+                    let mut copy = bytes.to_vec();
+                    restamp(&mut copy, i as u32 + 1, network);
+                    self.in_flight.push_back((self.now + LATENCY, j, network, copy));
                 }
             }
         }
@@ -89,7 +99,7 @@ impl Cluster {
         let until = self.now + d;
         for _ in 0..1_000_000 {
             let timer = self.daemons.iter().filter_map(Membership::next_deadline).min();
-            let packet = self.in_flight.front().map(|&(t, _, _)| t);
+            let packet = self.in_flight.front().map(|&(t, _, _, _)| t);
             let Some(at) = [timer, packet]
                 .into_iter()
                 .flatten()
@@ -101,12 +111,12 @@ impl Cluster {
             };
             self.now = at;
             if packet == Some(at) {
-                let (_, to, bytes) = self.in_flight.pop_front().expect("peeked");
+                let (_, to, network, bytes) = self.in_flight.pop_front().expect("peeked");
                 self.call(to, |m, now, out| {
                     m.handle(
                         now,
                         Input::Packet {
-                            network: 0,
+                            network,
                             bytes: &bytes,
                         },
                         out,
@@ -208,6 +218,51 @@ fn daemons_merge_with_transitional_then_regular_and_keep_waiting_messages() {
         );
     }
     assert_eq!(c.last_regular(0), c.last_regular(2));
+}
+
+/// With several networks the link layer passes up packets of any of them, each stamped with
+/// the network it came on: the protocol runs the same over them, and refuses a copy claiming
+/// another network than it came on.
+#[test]
+fn packets_of_every_network_are_taken_and_crossed_ones_refused() {
+    let mut c = Cluster::new(3);
+    c.networks = 3;
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.last_regular(0).expect("a configuration").1, vec![1, 2, 3]);
+    for k in 0..20u8 {
+        c.submit(usize::from(k % 3), &[k]);
+    }
+    c.run_for(Duration::from_millis(200));
+    let expected: Vec<Vec<u8>> = (0..20u8).map(|k| vec![k]).collect();
+    for i in 0..3 {
+        let mut got = c.delivered(i);
+        assert_eq!(got, c.delivered(0), "one order everywhere");
+        got.sort();
+        assert_eq!(got, expected);
+        assert_eq!(c.daemons[i].stats().unknown_sender, 0);
+    }
+    let ring = c.daemons[1].ring().ring_id();
+    let mut hurry = Vec::new();
+    let header = Header {
+        kind: Kind::Hurry,
+        network: 2,
+        config_hash: HASH,
+        sender: 2,
+        ring,
+    };
+    encode_hurry(&mut hurry, &header);
+    let before = *c.daemons[0].stats();
+    c.call(0, |m, now, out| {
+        m.handle(
+            now,
+            Input::Packet {
+                network: 1,
+                bytes: &hurry,
+            },
+            out,
+        )
+    });
+    assert_eq!(c.daemons[0].stats().unknown_sender, before.unknown_sender + 1);
 }
 
 #[test]

@@ -1,7 +1,9 @@
-//! Network namespaces on a bridge, for tests of daemons on a real (virtual) LAN with cable pulls.
+//! Network namespaces on bridges, for tests of daemons on real (virtual) LANs with cable pulls.
 //!
 //! [`Lan::new(n)`] makes `n` host namespaces and a hub namespace holding a bridge; host `i` has
-//! `eth0` with 10.77.0.(i+1)/24, wired by a veth pair to port `v<i>` of the bridge. Everything
+//! `eth0` with 10.77.0.(i+1)/24, wired by a veth pair to port `v0-<i>` of the bridge.
+//! [`Lan::with_networks(n, k)`] makes `k` such LANs over the same hosts: network `j` has bridge
+//! `br<j>`, and host `i` has `eth<j>` with 10.(77+j).0.(i+1)/24 on its port `v<j>-<i>`. Everything
 //! (bridge, veths, addresses, traffic) lives inside namespaces made here, so nothing touches
 //! the machine's own network. Dropping the [`Lan`] kills every process left in its namespaces
 //! and deletes them, also when a test panics. Needs root and `ip` (iproute2).
@@ -24,6 +26,8 @@ static NEXT_LAN: AtomicU32 = AtomicU32::new(0);
 /// The subnet every [`Lan`] uses (each has its own bridge, so they never meet).
 pub const SUBNET_PREFIX: u8 = 24;
 pub const BROADCAST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 255);
+/// Most networks of a [`Lan`].
+pub const MAX_LAN_NETWORKS: usize = 8;
 
 /// Runs `ip ARGS`, panicking with its output if it fails.
 fn ip(args: &[&str]) {
@@ -63,15 +67,23 @@ fn probe() -> Option<String> {
     None
 }
 
-/// Host namespaces on one bridge; see the module documentation.
+/// Host namespaces on bridges; see the module documentation.
 pub struct Lan {
     hub: String,
     hosts: Vec<String>,
+    networks: usize,
 }
 
 impl Lan {
+    /// `n` hosts on one bridge.
     pub fn new(n: usize) -> Lan {
+        Lan::with_networks(n, 1)
+    }
+
+    /// `n` hosts, each on `networks` bridges.
+    pub fn with_networks(n: usize, networks: usize) -> Lan {
         assert!((1..=250).contains(&n));
+        assert!((1..=MAX_LAN_NETWORKS).contains(&networks));
         let tag = format!(
             "spread-{}-{}",
             std::process::id(),
@@ -81,33 +93,41 @@ impl Lan {
         let mut lan = Lan {
             hub: format!("{tag}-hub"),
             hosts: Vec::new(),
+            networks,
         };
         ip(&["netns", "add", &lan.hub]);
-        ip(&["-n", &lan.hub, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &lan.hub, "link", "set", "br0", "up"]);
+        for j in 0..networks {
+            let bridge = format!("br{j}");
+            ip(&["-n", &lan.hub, "link", "add", &bridge, "type", "bridge"]);
+            ip(&["-n", &lan.hub, "link", "set", &bridge, "up"]);
+        }
         for i in 0..n {
             let host = format!("{tag}-h{i}");
             ip(&["netns", "add", &host]);
             lan.hosts.push(host.clone());
-            let port = format!("v{i}");
-            ip(&[
-                "-n", &lan.hub, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host,
-            ]);
-            ip(&["-n", &lan.hub, "link", "set", &port, "master", "br0", "up"]);
-            let address = format!("{}/{SUBNET_PREFIX}", lan.address(i));
-            ip(&[
-                "-n",
-                &host,
-                "addr",
-                "add",
-                &address,
-                "broadcast",
-                &BROADCAST.to_string(),
-                "dev",
-                "eth0",
-            ]);
-            ip(&["-n", &host, "link", "set", "eth0", "up"]);
             ip(&["-n", &host, "link", "set", "lo", "up"]);
+            for j in 0..networks {
+                let (port, eth, bridge) = (format!("v{j}-{i}"), format!("eth{j}"), format!("br{j}"));
+                ip(&[
+                    "-n", &lan.hub, "link", "add", &port, "type", "veth", "peer", "name", &eth, "netns",
+                    &host,
+                ]);
+                ip(&["-n", &lan.hub, "link", "set", &port, "master", &bridge, "up"]);
+                let address = format!("{}/{SUBNET_PREFIX}", lan.address_on(i, j));
+                let broadcast = lan.broadcast(j).to_string();
+                ip(&[
+                    "-n",
+                    &host,
+                    "addr",
+                    "add",
+                    &address,
+                    "broadcast",
+                    &broadcast,
+                    "dev",
+                    &eth,
+                ]);
+                ip(&["-n", &host, "link", "set", &eth, "up"]);
+            }
         }
         lan
     }
@@ -117,16 +137,27 @@ impl Lan {
         &self.hosts[i]
     }
 
-    /// The address of host `i` on the LAN.
+    /// The address of host `i` on network 0.
     pub fn address(&self, i: usize) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(10, 77, 0, i as u8 + 1))
+        self.address_on(i, 0)
     }
 
-    /// Plugs (`true`) or pulls (`false`) the cable of host `i` at the bridge: its `eth0` keeps
-    /// its address but loses the carrier.
-    pub fn set_cable(&self, i: usize, plugged: bool) {
+    /// The address of host `i` on network `j`.
+    pub fn address_on(&self, i: usize, j: usize) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 77 + j as u8, 0, i as u8 + 1))
+    }
+
+    /// The broadcast address of network `j`.
+    pub fn broadcast(&self, j: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 77 + j as u8, 0, 255)
+    }
+
+    /// Plugs (`true`) or pulls (`false`) the cable of host `i` on network `j` at the bridge:
+    /// its `eth<j>` keeps its address but loses the carrier.
+    pub fn set_cable(&self, i: usize, j: usize, plugged: bool) {
+        assert!(j < self.networks);
         let state = if plugged { "up" } else { "down" };
-        ip(&["-n", &self.hub, "link", "set", &format!("v{i}"), state]);
+        ip(&["-n", &self.hub, "link", "set", &format!("v{j}-{i}"), state]);
     }
 
     /// The words that run a program in host `i`: `ip netns exec NS` (it execs the program, so
@@ -153,6 +184,22 @@ impl Lan {
             })
             .collect();
         format!("Spread_Segment {segment_address}:{port} {{\n{daemons}}}\n{extra}\n")
+    }
+
+    /// [`Lan::config`] with network 0's broadcast address, and a `Spread_Network` block for
+    /// each further network (by broadcast, on `port`) with every host on it.
+    pub fn multipath_config(&self, port: u16, extra: &str) -> String {
+        let mut text = self.config(IpAddr::V4(BROADCAST), port, extra);
+        for j in 1..self.networks {
+            let members: String = (0..self.hosts.len())
+                .map(|i| format!("    {} {}\n", self.daemon_name(i), self.address_on(i, j)))
+                .collect();
+            text.push_str(&format!(
+                "Spread_Network net{j} {}:{port} {{\n{members}}}\n",
+                self.broadcast(j)
+            ));
+        }
+        text
     }
 
     /// Starts the daemon of host `i` inside its namespace, with the configuration file

@@ -5,7 +5,7 @@ use super::*;
 use crate::config::{virtual_id_from_name, Config};
 use crate::daemon::faults::{FaultLayer, FaultSpec};
 
-fn config(text: &str) -> Config {
+pub(in crate::daemon) fn config(text: &str) -> Config {
     let no_lookup = |name: &str| Err(format!("no lookup for {name}"));
     Config::parse_with_resolver(text, "test.conf", &no_lookup).expect("test configuration parses")
 }
@@ -75,8 +75,46 @@ fn multicast_and_unusable_segment_addresses() {
     assert!(!links.peers[0].by_segment_cast);
 }
 
+#[test]
+fn extra_networks_give_links_of_their_members() {
+    let c = config(
+        "Spread_Segment 10.1.0.255:4803 { a 10.1.0.1\n b 10.1.0.2\n c 10.1.0.3 }\n\
+         Spread_Network second 10.2.0.255:4900 { a 10.2.0.1\n c 10.2.0.3 }\n\
+         Spread_Network third 10.3.0.255 { b 10.3.0.2 }\n",
+    );
+    let a = Links::all_from_config(&c, 0, 0);
+    assert_eq!(a.iter().map(|l| l.network).collect::<Vec<_>>(), [0, 1]);
+    let second = &a[1];
+    assert_eq!((second.me, second.port), (id("a"), 4900));
+    assert_eq!(second.local, vec![ip("10.2.0.1")]);
+    assert_eq!(
+        second.segment_cast,
+        Some(SegmentCast::Broadcast(ip("10.2.0.255")))
+    );
+    let peers: Vec<_> = second
+        .peers
+        .iter()
+        .map(|p| (p.id, p.address, p.sources.clone(), p.by_segment_cast))
+        .collect();
+    assert_eq!(
+        peers,
+        [(
+            id("c"),
+            "10.2.0.3:4900".parse().unwrap(),
+            vec![ip("10.2.0.3")],
+            true
+        )]
+    );
+    // Alone on a network: nothing to broadcast to there, but its sockets are opened.
+    let b = Links::all_from_config(&c, 0, 1);
+    assert_eq!(b.iter().map(|l| l.network).collect::<Vec<_>>(), [0, 2]);
+    assert_eq!((b[1].segment_cast, b[1].peers.len()), (None, 0));
+    assert_eq!(Links::on_network(&c, 0, 1, 1), None);
+    assert_eq!(Links::on_network(&c, 0, 1, 3), None);
+}
+
 /// A port free for UDP on every address given (bounded tries).
-fn free_port(addresses: &[&str]) -> u16 {
+pub(in crate::daemon) fn free_port(addresses: &[&str]) -> u16 {
     for _ in 0..50 {
         let probe = UdpSocket::bind((addresses[0], 0)).unwrap();
         let port = probe.local_addr().unwrap().port();

@@ -1,0 +1,218 @@
+//! The daemon's networks: one [`NetEndpoint`] per network this daemon is on, and, on a
+//! multipath ring, the [`LinkLayer`] between them and the node.
+//!
+//! With one network (no `Spread_Network` block) datagrams go straight between the node and the
+//! endpoint of network 0, exactly as without multipath. With several, each datagram of the node
+//! goes through [`LinkLayer::on_send`], which picks the networks; each gets a copy re-stamped
+//! with its network id. Each datagram read goes through [`LinkLayer::on_receive`] with the
+//! network of the socket it came on; only the first copy of a transmission reaches the node.
+//! The link layer's probes go by unicast on their network.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+use super::faults::FaultLayer;
+use super::net::{Links, NetEndpoint, NetStats};
+use crate::config::Config;
+use crate::link::{self, LinkLayer, LinkOutputs, LinkParams, LinkSetup, NetSet, Peer, Status};
+use crate::ring::{Destination, Time};
+use crate::wire::packet::restamp;
+
+/// The link layer's view of daemon `index` of segment `segment`: every daemon with the
+/// networks it is on. `None` for a configuration without extra networks.
+pub fn link_setup(config: &Config, segment: usize, index: usize) -> Option<LinkSetup> {
+    if config.networks.is_empty() {
+        return None;
+    }
+    let networks_of = |name: &str| -> NetSet {
+        let extra = config
+            .networks
+            .iter()
+            .enumerate()
+            .filter(|(_, block)| block.members.iter().any(|m| m.daemon == name))
+            .map(|(k, _)| k as u8 + 1);
+        std::iter::once(0).chain(extra).collect()
+    };
+    let me = &config.segments[segment].daemons[index];
+    let peers = config
+        .daemons()
+        .filter(|&(s, i, _)| (s, i) != (segment, index))
+        .map(|(_, _, d)| Peer {
+            id: d.id(),
+            networks: networks_of(&d.name),
+        })
+        .collect();
+    Some(LinkSetup {
+        me: me.id(),
+        networks: networks_of(&me.name),
+        peers,
+        mode: config.options.multipath,
+        config_hash: config.hash(),
+    })
+}
+
+/// The endpoints of every network and the link layer over them.
+pub struct Networks {
+    /// Network 0's first.
+    endpoints: Vec<NetEndpoint>,
+    /// Socket `k` of [`Networks::raw_fds`]: (endpoint, its socket).
+    sockets: Vec<(usize, usize)>,
+    /// Only on a multipath ring.
+    link: Option<Multipath>,
+}
+
+struct Multipath {
+    layer: LinkLayer,
+    me: u32,
+    out: LinkOutputs,
+    /// The copy being re-stamped for one network.
+    copy: Vec<u8>,
+}
+
+impl Networks {
+    /// Opens the endpoint of each of `links` (network 0's first); with `setup`, runs the link
+    /// layer over them. `faults` is the test-only fault layer, if any.
+    pub fn open(
+        links: Vec<Links>,
+        setup: Option<LinkSetup>,
+        faults: Option<FaultLayer>,
+        now: Time,
+    ) -> io::Result<Networks> {
+        let mut endpoints = Vec::with_capacity(links.len());
+        for l in links {
+            let network_faults = faults.as_ref().map(|f| f.for_network(l.network));
+            endpoints.push(NetEndpoint::open(l, network_faults)?);
+        }
+        let sockets = endpoints
+            .iter()
+            .enumerate()
+            .flat_map(|(e, endpoint)| (0..endpoint.raw_fds().count()).map(move |s| (e, s)))
+            .collect();
+        let link = match setup {
+            Some(setup) => {
+                let me = setup.me;
+                log::info!(
+                    "multipath ring, {:?} mode, on networks {:?}",
+                    setup.mode,
+                    setup.networks.iter().collect::<Vec<_>>()
+                );
+                let layer = LinkLayer::new(now, setup, LinkParams::default())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                Some(Multipath {
+                    layer,
+                    me,
+                    out: LinkOutputs::new(),
+                    copy: Vec::new(),
+                })
+            }
+            None => None,
+        };
+        Ok(Networks {
+            endpoints,
+            sockets,
+            link,
+        })
+    }
+
+    /// The descriptors to watch for reading, by index for [`Networks::receive`].
+    pub fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.endpoints.iter().flat_map(NetEndpoint::raw_fds)
+    }
+
+    pub fn socket_count(&self) -> usize {
+        self.sockets.len()
+    }
+
+    fn endpoint(endpoints: &mut [NetEndpoint], network: u8) -> Option<&mut NetEndpoint> {
+        endpoints.iter_mut().find(|e| e.links().network == network)
+    }
+
+    /// Sends a datagram of the node; false if `to` is a daemon this one cannot reach.
+    pub fn send(&mut self, now: Time, to: Destination, datagram: &[u8]) -> bool {
+        let Some(m) = self.link.as_mut() else {
+            return self.endpoints[0].send(to, datagram);
+        };
+        let networks = m.layer.on_send(now, to, datagram);
+        for network in networks.iter() {
+            m.copy.clear();
+            m.copy.extend_from_slice(datagram);
+            restamp(&mut m.copy, m.me, network);
+            if let Some(endpoint) = Self::endpoint(&mut self.endpoints, network) {
+                endpoint.send(to, &m.copy);
+            }
+        }
+        !networks.is_empty()
+    }
+
+    /// Reads the datagrams waiting on socket `k` and hands each ring datagram to `deliver`
+    /// with the network it came on; the link layer's own packets are handled here.
+    pub fn receive(&mut self, now: Time, k: usize, deliver: &mut dyn FnMut(u8, &[u8])) {
+        let (e, s) = self.sockets[k];
+        let endpoint = &mut self.endpoints[e];
+        match self.link.as_mut() {
+            None => {
+                endpoint.receive(s, &mut |d| deliver(d.network, d.bytes));
+            }
+            Some(m) => {
+                let (layer, out) = (&mut m.layer, &mut m.out);
+                endpoint.receive(s, &mut |d| {
+                    if let link::Received::Ring(packet) = layer.on_receive(now, d.network, d.bytes, out) {
+                        deliver(d.network, packet.bytes)
+                    }
+                });
+                Self::send_probes(&mut self.endpoints, m);
+            }
+        }
+    }
+
+    /// When the link layer needs [`Networks::handle_timer`].
+    pub fn link_deadline(&self) -> Option<Time> {
+        self.link.as_ref().map(|m| m.layer.next_deadline())
+    }
+
+    /// Runs the link layer's timer if it is due.
+    pub fn handle_timer(&mut self, now: Time) {
+        if let Some(m) = self.link.as_mut().filter(|m| m.layer.next_deadline() <= now) {
+            m.layer.handle_timer(now, &mut m.out);
+            Self::send_probes(&mut self.endpoints, m);
+        }
+    }
+
+    fn send_probes(endpoints: &mut [NetEndpoint], m: &mut Multipath) {
+        for (peer, network, bytes) in m.out.sends() {
+            if let Some(endpoint) = Self::endpoint(endpoints, network) {
+                endpoint.send_to(peer, bytes);
+            }
+        }
+        m.out.clear();
+    }
+
+    /// When datagrams held back by the test fault layer are next due.
+    pub fn fault_deadline(&self) -> Option<Instant> {
+        self.endpoints.iter().filter_map(NetEndpoint::next_deadline).min()
+    }
+
+    /// Sends the held-back datagrams that are due at `now`.
+    pub fn send_due(&mut self, now: Instant) {
+        for endpoint in &mut self.endpoints {
+            endpoint.send_due(now);
+        }
+    }
+
+    /// Each network's counters.
+    pub fn stats(&self) -> Vec<(u8, NetStats)> {
+        self.endpoints
+            .iter()
+            .map(|e| (e.links().network, e.stats()))
+            .collect()
+    }
+
+    /// The link layer's status, on a multipath ring.
+    pub fn link_status(&self, now: Time) -> Option<Status> {
+        self.link.as_ref().map(|m| m.layer.status(now))
+    }
+}
+
+#[cfg(test)]
+mod tests;
