@@ -188,12 +188,6 @@ impl Checker {
             }
         }
         let life = &mut self.lives[daemon];
-        let in_order = life.regular == Some(at.ring)
-            && !matches!(life.last_position, Some(last) if last.ring == at.ring && last.seq > at.seq);
-        if !in_order {
-            return Err(Violation::OutOfConfiguration { daemon, id });
-        }
-        life.last_position = Some(at);
         let last = life.last_from[id.origin];
         let fifo = match last {
             None => true,
@@ -207,7 +201,8 @@ impl Checker {
                 got: id,
             });
         }
-        life.last_from[id.origin] = Some((id.counter, life.epoch));
+        // Before the configuration's order: an inversion of causally related messages is
+        // reported as such.
         let covered = self.causality.covered(daemon, id.origin);
         if id.counter < covered {
             return Err(Violation::Causal {
@@ -216,8 +211,14 @@ impl Checker {
                 covered,
             });
         }
+        let in_order = life.regular == Some(at.ring)
+            && !matches!(life.last_position, Some(last) if last.ring == at.ring && last.seq > at.seq);
+        if !in_order {
+            return Err(Violation::OutOfConfiguration { daemon, id });
+        }
+        life.last_position = Some(at);
+        life.last_from[id.origin] = Some((id.counter, life.epoch));
         self.causality.delivered(daemon, id);
-        let life = &mut self.lives[daemon];
         let holders: Vec<u32> = match &life.transitional {
             Some(members) => {
                 life.in_transitional.push(id);
@@ -434,8 +435,9 @@ mod tests {
             c
         };
 
+        // Daemon 2 delivers (1, 0) at its place in the order, then (0, 0) late.
         let mut c = start();
-        c.deliver(2, 6, agreed, &msg(1, 0), at(1, 0), all).unwrap();
+        c.deliver(2, 6, agreed, &msg(1, 0), at(1, 2), all).unwrap();
         assert_eq!(
             c.deliver(2, 5, agreed, &msg(0, 0), at(1, 1), all),
             Err(Violation::Causal {
