@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use super::causal::Causality;
 use crate::ring::Delivery;
 use crate::wire::packet::ServiceLevel;
 
@@ -75,6 +76,12 @@ pub enum Violation {
         expected: MessageId,
         got: MessageId,
     },
+    /// Delivered before `missing`, a message of its causal past.
+    Causal {
+        daemon: usize,
+        got: MessageId,
+        missing: MessageId,
+    },
     /// SAFE delivered while some daemon did not have every packet up to it.
     SafeTooEarly {
         daemon: usize,
@@ -122,6 +129,12 @@ impl fmt::Display for Violation {
                     "daemon {daemon}: expected {expected:?} next from its origin, got {got:?}"
                 )
             }
+            Violation::Causal { daemon, got, missing } => {
+                write!(
+                    f,
+                    "daemon {daemon}: {got:?} delivered before {missing:?} of its causal past"
+                )
+            }
             Violation::SafeTooEarly {
                 daemon,
                 seq,
@@ -147,10 +160,12 @@ impl fmt::Display for Violation {
 impl std::error::Error for Violation {}
 
 /// Delivery invariants across all daemons: one total order, each origin's messages once and in
-/// order, intact, SAFE only when every daemon has everything up to it.
+/// order, causal order (every message of a message's causal past delivered before it: on a
+/// fixed ring nothing is ever skipped, see [`Causality`]), intact, SAFE only when every daemon has everything up to it.
 #[derive(Debug)]
 pub struct Checker {
     ids: Vec<u32>,
+    causality: Causality,
     /// The longest delivery sequence seen; every daemon's must be a prefix of it.
     reference: Vec<MessageId>,
     delivered: Vec<usize>,
@@ -164,10 +179,16 @@ impl Checker {
         let n = ids.len();
         Checker {
             ids,
+            causality: Causality::new(n),
             reference: Vec::new(),
             delivered: vec![0; n],
             next_counter: vec![vec![0; n]; n],
         }
+    }
+
+    /// Daemon `id.origin` submits `id`, after what it delivered so far.
+    pub fn submitted(&mut self, id: MessageId) {
+        self.causality.submitted(id);
     }
 
     /// Checks one delivery at `daemon`; `arus[i]` is daemon i's all-received mark now.
@@ -190,6 +211,21 @@ impl Checker {
             });
         }
         *next += 1;
+        if let Some(past) = self.causality.past(id) {
+            let delivered = &self.next_counter[daemon];
+            if let Some(origin) = (0..past.len()).find(|&o| delivered[o] < past[o]) {
+                let missing = MessageId {
+                    origin,
+                    counter: delivered[origin],
+                };
+                return Err(Violation::Causal {
+                    daemon,
+                    got: id,
+                    missing,
+                });
+            }
+        }
+        self.causality.delivered(daemon, id);
         let position = self.delivered[daemon];
         match self.reference.get(position) {
             Some(&expected) if expected != id => {
@@ -321,5 +357,42 @@ mod tests {
             Ok(id(1, 0))
         );
         assert_eq!(c.delivered(0), 1);
+    }
+
+    #[test]
+    fn catches_a_causal_inversion_and_accepts_a_legitimate_history() {
+        let agreed = ServiceLevel::Agreed;
+        let all = [100, 100, 100];
+        let m00 = make_message(id(0, 0), agreed, 20);
+        let m10 = make_message(id(1, 0), agreed, 20);
+        let m20 = make_message(id(2, 0), agreed, 20);
+
+        // Daemon 1 sends (1, 0) after delivering (0, 0); daemon 2 gets them inverted.
+        let mut c = Checker::new(vec![5, 6, 7]);
+        c.submitted(id(0, 0));
+        assert_eq!(check(&mut c, 1, 1, &m00, agreed, &all), Ok(id(0, 0)));
+        c.submitted(id(1, 0));
+        assert_eq!(
+            check(&mut c, 2, 2, &m10, agreed, &all),
+            Err(Violation::Causal {
+                daemon: 2,
+                got: id(1, 0),
+                missing: id(0, 0)
+            })
+        );
+
+        // (2, 0) is concurrent with both: every daemon may deliver it anywhere in the order.
+        let mut c = Checker::new(vec![5, 6, 7]);
+        c.submitted(id(0, 0));
+        c.submitted(id(2, 0));
+        assert_eq!(check(&mut c, 1, 1, &m20, agreed, &all), Ok(id(2, 0)));
+        assert_eq!(check(&mut c, 1, 2, &m00, agreed, &all), Ok(id(0, 0)));
+        c.submitted(id(1, 0));
+        for daemon in 0..3 {
+            let start = if daemon == 1 { 2 } else { 0 };
+            for (seq, m) in [&m20, &m00, &m10].into_iter().enumerate().skip(start) {
+                assert!(check(&mut c, daemon, seq as u64 + 1, m, agreed, &all).is_ok());
+            }
+        }
     }
 }

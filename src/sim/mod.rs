@@ -9,6 +9,7 @@
 //! [`evs`] runs whole daemons (the membership protocol with its rings) through crashes,
 //! restarts, partitions and one-way links, and checks extended virtual synchrony.
 
+pub mod causal;
 pub mod check;
 pub mod evs;
 pub mod network;
@@ -246,6 +247,7 @@ impl Sim<'_> {
             self.rng.between(0, 300)
         };
         let message = make_message(id, service, len as usize);
+        self.checker.submitted(id);
         self.rings[daemon]
             .submit(self.now, service, message, &mut self.out)
             .expect("simulated messages are within the size limit");

@@ -4,12 +4,15 @@
 //! it changes, a transitional one and the next regular one. The checker keeps, for each
 //! incarnation, what it delivered in its current regular and transitional configurations, and
 //! compares across daemons: where every message was ordered (one total order), the member lists,
-//! and what daemons that moved together delivered.
+//! and what daemons that moved together delivered. Causal order is checked across all
+//! configurations and lives: no daemon delivers a message after one whose causal past holds it
+//! (see [`Causality`] for why dependencies a daemon never delivers are not violations).
 
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::membership::Position;
+use crate::sim::causal::Causality;
 use crate::sim::check::{parse_message, MessageId};
 use crate::wire::packet::{RingId, ServiceLevel};
 
@@ -34,6 +37,13 @@ pub enum Violation {
         daemon: usize,
         last: Option<u64>,
         got: MessageId,
+    },
+    /// Delivered after a message whose causal past holds it: the daemon had already delivered
+    /// messages whose pasts hold `got.origin`'s first `covered` messages.
+    Causal {
+        daemon: usize,
+        got: MessageId,
+        covered: u64,
     },
     /// SAFE delivered while a member of its configuration did not have it.
     SafeTooEarly {
@@ -85,6 +95,7 @@ type Passage = (Vec<MessageId>, Vec<u32>, Vec<MessageId>);
 pub struct Checker {
     ids: Vec<u32>,
     lives: Vec<Life>,
+    causality: Causality,
     positions: HashMap<(usize, u64), Position>,
     members: HashMap<RingId, Vec<u32>>,
     passages: HashMap<(RingId, RingId), Passage>,
@@ -97,6 +108,7 @@ impl Checker {
         let n = ids.len();
         Checker {
             lives: vec![Life::default(); n],
+            causality: Causality::new(n),
             ids,
             positions: HashMap::new(),
             members: HashMap::new(),
@@ -111,6 +123,7 @@ impl Checker {
 
     /// A daemon (re)starts: a new life.
     pub fn restart(&mut self, daemon: usize) {
+        self.causality.restart(daemon);
         self.lives[daemon] = Life {
             last_from: vec![None; self.ids.len()],
             ..Life::default()
@@ -138,6 +151,11 @@ impl Checker {
 
     fn index_of(&self, id: u32) -> usize {
         self.ids.iter().position(|&d| d == id).unwrap_or(usize::MAX)
+    }
+
+    /// Daemon `id.origin` submits `id`, after what it delivered so far.
+    pub fn submitted(&mut self, id: MessageId) {
+        self.causality.submitted(id);
     }
 
     /// Checks one delivered message. `has(i, position)` tells whether daemon index `i` has the
@@ -170,12 +188,6 @@ impl Checker {
             }
         }
         let life = &mut self.lives[daemon];
-        let in_order = life.regular == Some(at.ring)
-            && !matches!(life.last_position, Some(last) if last.ring == at.ring && last.seq > at.seq);
-        if !in_order {
-            return Err(Violation::OutOfConfiguration { daemon, id });
-        }
-        life.last_position = Some(at);
         let last = life.last_from[id.origin];
         let fifo = match last {
             None => true,
@@ -189,7 +201,24 @@ impl Checker {
                 got: id,
             });
         }
+        // Before the configuration's order: an inversion of causally related messages is
+        // reported as such.
+        let covered = self.causality.covered(daemon, id.origin);
+        if id.counter < covered {
+            return Err(Violation::Causal {
+                daemon,
+                got: id,
+                covered,
+            });
+        }
+        let in_order = life.regular == Some(at.ring)
+            && !matches!(life.last_position, Some(last) if last.ring == at.ring && last.seq > at.seq);
+        if !in_order {
+            return Err(Violation::OutOfConfiguration { daemon, id });
+        }
+        life.last_position = Some(at);
         life.last_from[id.origin] = Some((id.counter, life.epoch));
+        self.causality.delivered(daemon, id);
         let holders: Vec<u32> = match &life.transitional {
             Some(members) => {
                 life.in_transitional.push(id);
@@ -381,5 +410,52 @@ mod tests {
             c.regular(0, ring(2), &[(5, ring(1))]),
             Err(Violation::Sequence { .. })
         ));
+    }
+
+    #[test]
+    fn catches_a_causal_inversion_and_accepts_a_dependency_never_delivered() {
+        let id = |origin, counter| MessageId { origin, counter };
+        let all = |_: usize, _: Position| true;
+        let agreed = ServiceLevel::Agreed;
+        let first = [
+            (5, RingId { rep: 5, seq: 0 }),
+            (6, RingId { rep: 6, seq: 0 }),
+            (7, RingId { rep: 7, seq: 0 }),
+        ];
+        let start = || {
+            let mut c = Checker::new(vec![5, 6, 7]);
+            for d in 0..3 {
+                c.restart(d);
+                c.regular(d, ring(1), &first).unwrap();
+            }
+            c.submitted(id(0, 0));
+            // Daemon 1 sends (1, 0) after delivering (0, 0).
+            c.deliver(1, 5, agreed, &msg(0, 0), at(1, 1), all).unwrap();
+            c.submitted(id(1, 0));
+            c
+        };
+
+        // Daemon 2 delivers (1, 0) at its place in the order, then (0, 0) late.
+        let mut c = start();
+        c.deliver(2, 6, agreed, &msg(1, 0), at(1, 2), all).unwrap();
+        assert_eq!(
+            c.deliver(2, 5, agreed, &msg(0, 0), at(1, 1), all),
+            Err(Violation::Causal {
+                daemon: 2,
+                got: id(0, 0),
+                covered: 1
+            })
+        );
+
+        // Daemon 2 never gets (0, 0) (say its transitional configuration could not recover it)
+        // and moves on to a configuration of its own: no violation.
+        let mut c = start();
+        c.deliver(0, 5, agreed, &msg(0, 0), at(1, 1), all).unwrap();
+        c.deliver(0, 6, agreed, &msg(1, 0), at(1, 2), all).unwrap();
+        c.transitional(2, &[7]).unwrap();
+        c.deliver(2, 6, agreed, &msg(1, 0), at(1, 2), all).unwrap();
+        c.regular(2, ring(2), &[(7, ring(1))]).unwrap();
+        c.submitted(id(2, 0));
+        c.deliver(2, 7, agreed, &msg(2, 0), at(2, 1), all).unwrap();
     }
 }

@@ -384,6 +384,7 @@ impl Sim<'_> {
             self.rng.between(0, 300)
         };
         let message = make_message(id, service, len as usize);
+        self.checker.submitted(id);
         self.call(daemon, |m, now, out| {
             m.submit(now, service, message, out)
                 .expect("simulated messages are within the size limit")
