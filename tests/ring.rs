@@ -218,6 +218,20 @@ fn check_fifo(delivered: &[(Vec<u8>, Vec<u8>)], sent: &[usize]) {
     assert_eq!(counts, sent);
 }
 
+/// A client on each of the first `n` hosts of `lan`, connected from inside its namespace to
+/// the daemon there (named `<prefix><i>`), all joined to the group.
+fn joined_lan_clients(lan: &Lan, n: usize, port: u16, prefix: &str) -> Vec<Client> {
+    let mut clients: Vec<Client> = (0..n)
+        .map(|i| {
+            lan.run_in(i, || {
+                Client::connect(port, lan.address(i), &format!("{prefix}{i}"))
+            })
+        })
+        .collect();
+    join_all(&mut clients);
+    clients
+}
+
 /// Joins every client to the group and waits until each sees all of them in its view.
 fn join_all(clients: &mut [Client]) {
     for c in clients.iter() {
@@ -492,10 +506,7 @@ fn three_daemons_on_a_bridge_partition_and_merge() {
     let port = 4803;
     let (_, daemons) = lan.start_ours(dir.path(), port, &lan.config(IpAddr::V4(BROADCAST), port, ""));
     wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
-    let mut clients: Vec<Client> = (0..3)
-        .map(|i| lan.run_in(i, || Client::connect(port, lan.address(i), &format!("n{i}"))))
-        .collect();
-    join_all(&mut clients);
+    let mut clients = joined_lan_clients(&lan, 3, port, "n");
     exchange(&mut clients, AGREED_MESS, 200);
     exchange(&mut clients, SAFE_MESS, 50);
 
@@ -545,10 +556,7 @@ fn three_daemons_on_a_bridge_survive_a_crash_and_merge_back() {
     let (config, mut daemons) =
         lan.start_ours(dir.path(), port, &lan.config(IpAddr::V4(BROADCAST), port, ""));
     wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
-    let mut clients: Vec<Client> = (0..3)
-        .map(|i| lan.run_in(i, || Client::connect(port, lan.address(i), &format!("k{i}"))))
-        .collect();
-    join_all(&mut clients);
+    let mut clients = joined_lan_clients(&lan, 3, port, "k");
     exchange(&mut clients, AGREED_MESS, 100);
     let restart = || lan.launch(2, &DaemonKind::ours(), &config, port, Vec::new());
     let reconnect = || lan.run_in(2, || Client::connect(port, lan.address(2), "k3"));
@@ -573,10 +581,7 @@ fn ring_over_two_networks(mode: &str) {
     let options = format!("Multipath = {mode}\n{timeouts}");
     let (_, daemons) = lan.start_ours(dir.path(), port, &lan.multipath_config(port, &options));
     wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
-    let mut clients: Vec<Client> = (0..3)
-        .map(|i| lan.run_in(i, || Client::connect(port, lan.address(i), &format!("m{i}"))))
-        .collect();
-    join_all(&mut clients);
+    let mut clients = joined_lan_clients(&lan, 3, port, "m");
     exchange(&mut clients, AGREED_MESS, 100);
     println!("{mode}: ring of 3 with clients after {:?}", began.elapsed());
 
