@@ -44,7 +44,7 @@ fn ip(args: &[&str]) {
 }
 
 /// Why namespaces cannot be made here, if they cannot: `ip` missing or not permitted.
-fn unavailable() -> Option<String> {
+pub fn unavailable() -> Option<String> {
     static ANSWER: OnceLock<Option<String>> = OnceLock::new();
     ANSWER.get_or_init(probe).clone()
 }
