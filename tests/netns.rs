@@ -13,16 +13,8 @@ use std::time::{Duration, Instant};
 
 use spread::config::{virtual_id_from_name, Config};
 use spread::daemon::net::{Links, NetEndpoint, SegmentCast};
-use support::netns::{unavailable, Lan, BROADCAST};
-use support::{Daemon, DaemonKind, TempDir};
-
-/// A LAN of `n` hosts.
-fn lan(n: usize) -> Lan {
-    if let Some(why) = unavailable() {
-        panic!("network namespaces unavailable: {why}");
-    }
-    Lan::new(n)
-}
+use support::netns::{Lan, BROADCAST};
+use support::{Daemon, TempDir};
 
 fn namespaces_listed() -> String {
     let out = Command::new("ip")
@@ -44,7 +36,7 @@ fn next(socket: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
 
 #[test]
 fn three_hosts_on_a_bridge_reach_each_other_until_a_cable_is_pulled() {
-    let lan = lan(3);
+    let lan = Lan::new(3);
     let port = 7000;
     let socket = |i: usize, address: IpAddr| {
         lan.run_in(i, || {
@@ -114,7 +106,7 @@ fn collect(endpoint: &mut NetEndpoint, want: usize, limit: Duration) -> Vec<(u32
 /// Three endpoints of one segment addressed by `cast`: one datagram to all reaches both
 /// others, a unicast reaches its daemon only, and a pulled cable cuts its host off.
 fn segment_cast_on_a_lan(expected: SegmentCast) {
-    let lan = lan(3);
+    let lan = Lan::new(3);
     let text = lan.config(expected.address(), 4803, "");
     let no_lookup = |name: &str| Err(format!("no lookup for {name}"));
     let config = Config::parse_with_resolver(&text, "lan.conf", &no_lookup).expect("configuration parses");
@@ -169,16 +161,11 @@ fn endpoints_multicast_on_a_lan() {
 
 #[test]
 fn daemons_run_inside_namespaces_and_die_with_them() {
-    let lan = lan(3);
+    let lan = Lan::new(3);
     let dir = TempDir::new("netns");
-    let config = dir.path().join("spread.conf");
     let port = 4803;
-    std::fs::write(&config, lan.config(IpAddr::V4(BROADCAST), port, "")).unwrap();
-    let kind = DaemonKind::ours();
     // Each serves its clients (the Unix socket is reachable from outside the namespace).
-    let mut daemons: Vec<Daemon> = (0..3)
-        .map(|i| lan.launch(i, &kind, &config, port, Vec::new()))
-        .collect();
+    let (_, mut daemons) = lan.start_ours(dir.path(), port, &lan.config(IpAddr::V4(BROADCAST), port, ""));
     assert!(daemons.iter_mut().all(Daemon::is_running));
     assert!(
         daemons[0].log().contains("segment broadcast 10.77.0.255"),

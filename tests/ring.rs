@@ -21,7 +21,7 @@ use spread::wire::{
     AGREED_MESS, CAUSED_BY_NETWORK, MEMBERSHIP_MESS, NAME_LEN, REG_MEMB_MESS, SAFE_MESS, TRANSITION_MESS,
 };
 use support::cluster::{daemon_name, loopback_address, loopback_config, Cluster};
-use support::netns::{unavailable, Lan, BROADCAST};
+use support::netns::{Lan, BROADCAST};
 use support::{free_port_on, Daemon, DaemonKind, Launch, TempDir};
 
 const GROUP: &[u8] = b"g";
@@ -216,6 +216,20 @@ fn check_fifo(delivered: &[(Vec<u8>, Vec<u8>)], sent: &[usize]) {
         (0..sent.len()).collect::<Vec<_>>()
     );
     assert_eq!(counts, sent);
+}
+
+/// A client on each of the first `n` hosts of `lan`, connected from inside its namespace to
+/// the daemon there (named `<prefix><i>`), all joined to the group.
+fn joined_lan_clients(lan: &Lan, n: usize, port: u16, prefix: &str) -> Vec<Client> {
+    let mut clients: Vec<Client> = (0..n)
+        .map(|i| {
+            lan.run_in(i, || {
+                Client::connect(port, lan.address(i), &format!("{prefix}{i}"))
+            })
+        })
+        .collect();
+    join_all(&mut clients);
+    clients
 }
 
 /// Joins every client to the group and waits until each sees all of them in its view.
@@ -487,23 +501,12 @@ fn three_daemons_order_messages_over_a_lossy_network() {
 /// each with its members (a network view with two vs sets).
 #[test]
 fn three_daemons_on_a_bridge_partition_and_merge() {
-    if let Some(why) = unavailable() {
-        panic!("network namespaces unavailable: {why}");
-    }
     let lan = Lan::new(3);
     let dir = TempDir::new("ring-netns");
-    let config = dir.path().join("spread.conf");
     let port = 4803;
-    std::fs::write(&config, lan.config(IpAddr::V4(BROADCAST), port, "")).unwrap();
-    let kind = DaemonKind::ours();
-    let daemons: Vec<Daemon> = (0..3)
-        .map(|i| lan.launch(i, &kind, &config, port, Vec::new()))
-        .collect();
+    let (_, daemons) = lan.start_ours(dir.path(), port, &lan.config(IpAddr::V4(BROADCAST), port, ""));
     wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
-    let mut clients: Vec<Client> = (0..3)
-        .map(|i| lan.run_in(i, || Client::connect(port, lan.address(i), &format!("n{i}"))))
-        .collect();
-    join_all(&mut clients);
+    let mut clients = joined_lan_clients(&lan, 3, port, "n");
     exchange(&mut clients, AGREED_MESS, 200);
     exchange(&mut clients, SAFE_MESS, 50);
 
@@ -547,25 +550,15 @@ fn three_daemons_on_a_bridge_partition_and_merge() {
 /// daemon 3 SIGKILLed while everyone sends, then restarted in its namespace.
 #[test]
 fn three_daemons_on_a_bridge_survive_a_crash_and_merge_back() {
-    if let Some(why) = unavailable() {
-        panic!("network namespaces unavailable: {why}");
-    }
     let lan = Lan::new(3);
     let dir = TempDir::new("ring-netns-crash");
-    let config = dir.path().join("spread.conf");
     let port = 4803;
-    std::fs::write(&config, lan.config(IpAddr::V4(BROADCAST), port, "")).unwrap();
-    let kind = DaemonKind::ours();
-    let mut daemons: Vec<Daemon> = (0..3)
-        .map(|i| lan.launch(i, &kind, &config, port, Vec::new()))
-        .collect();
+    let (config, mut daemons) =
+        lan.start_ours(dir.path(), port, &lan.config(IpAddr::V4(BROADCAST), port, ""));
     wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
-    let mut clients: Vec<Client> = (0..3)
-        .map(|i| lan.run_in(i, || Client::connect(port, lan.address(i), &format!("k{i}"))))
-        .collect();
-    join_all(&mut clients);
+    let mut clients = joined_lan_clients(&lan, 3, port, "k");
     exchange(&mut clients, AGREED_MESS, 100);
-    let restart = || lan.launch(2, &kind, &config, port, Vec::new());
+    let restart = || lan.launch(2, &DaemonKind::ours(), &config, port, Vec::new());
     let reconnect = || lan.run_in(2, || Client::connect(port, lan.address(2), "k3"));
     crash_mid_stream_and_merge_back(&mut daemons, clients, restart, reconnect);
 }
@@ -576,13 +569,9 @@ fn three_daemons_on_a_bridge_survive_a_crash_and_merge_back() {
 /// same complete sequence, and no receiver waits long. Both cables of one daemon pulled: it
 /// leaves the membership as on one network, and merges back when they return.
 fn ring_over_two_networks(mode: &str) {
-    if let Some(why) = unavailable() {
-        panic!("network namespaces unavailable: {why}");
-    }
     let began = Instant::now();
     let lan = Lan::with_networks(3, 2);
     let dir = TempDir::new("ring-multipath");
-    let config = dir.path().join("spread.conf");
     let port = 4803;
     // Sides of a partition find each other by alive probes every LookupTimeout (30 s on a
     // LAN): a shorter one makes the merge at the end quick. The others are the LAN ones.
@@ -590,16 +579,9 @@ fn ring_over_two_networks(mode: &str) {
                     RepTimeout = 625\nSegTimeout = 500\nGatherTimeout = 1250\nFormTimeout = 1250\n\
                     LookupTimeout = 2000";
     let options = format!("Multipath = {mode}\n{timeouts}");
-    std::fs::write(&config, lan.multipath_config(port, &options)).unwrap();
-    let kind = DaemonKind::ours();
-    let daemons: Vec<Daemon> = (0..3)
-        .map(|i| lan.launch(i, &kind, &config, port, Vec::new()))
-        .collect();
+    let (_, daemons) = lan.start_ours(dir.path(), port, &lan.multipath_config(port, &options));
     wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
-    let mut clients: Vec<Client> = (0..3)
-        .map(|i| lan.run_in(i, || Client::connect(port, lan.address(i), &format!("m{i}"))))
-        .collect();
-    join_all(&mut clients);
+    let mut clients = joined_lan_clients(&lan, 3, port, "m");
     exchange(&mut clients, AGREED_MESS, 100);
     println!("{mode}: ring of 3 with clients after {:?}", began.elapsed());
 

@@ -56,7 +56,6 @@ mod status;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::Range;
 use std::time::Duration;
 
 pub use health::{Fault, LinkCounters, Reason, Transition, TRANSITIONS_KEPT};
@@ -64,7 +63,7 @@ pub use netset::NetSet;
 pub use status::{Drops, Health, LinkStatus, Status};
 
 use crate::config::{MultipathMode, MAX_NETWORKS};
-use crate::ring::{Destination, Time};
+use crate::ring::{Datagrams, Destination, Time};
 use crate::wire::packet::{decode, Body, Packet, RingId};
 use copies::{Arrival, Copies, CopyKey, Missing};
 use health::Link;
@@ -204,8 +203,8 @@ pub enum Received<'a> {
 /// Link packets to send: each to one peer on one network.
 #[derive(Debug, Default)]
 pub struct LinkOutputs {
-    bytes: Vec<u8>,
-    sends: Vec<(u32, u8, Range<usize>)>,
+    /// To (peer, network).
+    datagrams: Datagrams<(u32, u8)>,
 }
 
 impl LinkOutputs {
@@ -215,19 +214,18 @@ impl LinkOutputs {
 
     /// Forgets everything, keeping the buffers.
     pub fn clear(&mut self) {
-        self.bytes.clear();
-        self.sends.clear();
+        self.datagrams.clear();
     }
 
     /// (peer, network, datagram), in sending order.
     pub fn sends(&self) -> impl Iterator<Item = (u32, u8, &[u8])> + '_ {
-        self.sends
+        self.datagrams
             .iter()
-            .map(|(peer, net, range)| (*peer, *net, &self.bytes[range.clone()]))
+            .map(|((peer, net), bytes)| (peer, net, bytes))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sends.is_empty()
+        self.datagrams.is_empty()
     }
 }
 
@@ -663,9 +661,8 @@ impl LinkLayer {
             link.last_probe = Some(now);
             link.counters.probes_sent += 1;
         }
-        let start = out.bytes.len();
-        probe::encode(&mut out.bytes, &p);
-        out.sends.push((peer.id, link.network, start..out.bytes.len()));
+        out.datagrams
+            .push_with((peer.id, link.network), |arena| probe::encode(arena, &p));
     }
 
     /// Re-evaluates peer `index`'s links; when how we hear it changed, tells it at once on

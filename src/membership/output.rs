@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use crate::ring::Destination;
+use crate::ring::{Datagrams, Destination};
 use crate::wire::packet::{RingId, ServiceLevel};
 
 /// What the daemon above the membership sees, in the one order all members share.
@@ -55,8 +55,7 @@ enum Entry {
 /// Reused across calls: [`Outputs::clear`] keeps the buffers.
 #[derive(Debug, Default)]
 pub struct Outputs {
-    datagram_bytes: Vec<u8>,
-    sends: Vec<(Destination, Range<usize>)>,
+    datagrams: Datagrams<Destination>,
     message_bytes: Vec<u8>,
     ids: Vec<u32>,
     pairs: Vec<(u32, RingId)>,
@@ -69,8 +68,7 @@ impl Outputs {
     }
 
     pub fn clear(&mut self) {
-        self.datagram_bytes.clear();
-        self.sends.clear();
+        self.datagrams.clear();
         self.message_bytes.clear();
         self.ids.clear();
         self.pairs.clear();
@@ -79,9 +77,7 @@ impl Outputs {
 
     /// Datagrams in the order they must be sent.
     pub fn sends(&self) -> impl Iterator<Item = (Destination, &[u8])> + '_ {
-        self.sends
-            .iter()
-            .map(|(to, range)| (*to, &self.datagram_bytes[range.clone()]))
+        self.datagrams.iter()
     }
 
     pub fn events(&self) -> impl Iterator<Item = Event<'_>> + '_ {
@@ -122,20 +118,17 @@ impl Outputs {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.events.is_empty()
+        self.datagrams.is_empty() && self.events.is_empty()
     }
 
     pub(super) fn send(&mut self, to: Destination, bytes: &[u8]) {
-        let start = self.datagram_bytes.len();
-        self.datagram_bytes.extend_from_slice(bytes);
-        self.sends.push((to, start..self.datagram_bytes.len()));
+        self.datagrams
+            .push_with(to, |arena| arena.extend_from_slice(bytes));
     }
 
     /// Encodes a datagram with `write` and queues it to `to`.
     pub(super) fn send_with(&mut self, to: Destination, write: impl FnOnce(&mut Vec<u8>)) {
-        let start = self.datagram_bytes.len();
-        write(&mut self.datagram_bytes);
-        self.sends.push((to, start..self.datagram_bytes.len()));
+        self.datagrams.push_with(to, write);
     }
 
     pub(super) fn deliver(&mut self, origin: u32, service: ServiceLevel, message: &[u8], at: Position) {

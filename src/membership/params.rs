@@ -29,6 +29,20 @@ impl Params {
             lookup_timeout: options.lookup_timeout,
         }
     }
+
+    /// Timeouts short enough for simulated minutes to be quick (shared by the membership and
+    /// node tests).
+    #[cfg(test)]
+    pub(crate) fn fast() -> Params {
+        let mut p = Params::from_options(&Options::new());
+        p.ring.hurry_timeout = Duration::from_millis(8);
+        p.ring.token_timeout = Duration::from_millis(20);
+        p.join_timeout = Duration::from_millis(2);
+        p.gather_timeout = Duration::from_millis(10);
+        p.form_timeout = Duration::from_millis(20);
+        p.lookup_timeout = Duration::from_millis(20);
+        p
+    }
 }
 
 #[cfg(test)]

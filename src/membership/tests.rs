@@ -4,7 +4,6 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::*;
-use crate::config::Options;
 use crate::wire::packet::{encode_form, encode_hurry, restamp};
 
 const HASH: u32 = 0xabcd_0123;
@@ -15,17 +14,6 @@ enum Seen {
     Deliver(u32, Vec<u8>),
     Transitional(Vec<u32>),
     Regular(RingId, Vec<(u32, RingId)>),
-}
-
-fn params() -> Params {
-    let mut p = Params::from_options(&Options::new());
-    p.ring.hurry_timeout = Duration::from_millis(8);
-    p.ring.token_timeout = Duration::from_millis(20);
-    p.join_timeout = Duration::from_millis(2);
-    p.gather_timeout = Duration::from_millis(10);
-    p.form_timeout = Duration::from_millis(20);
-    p.lookup_timeout = Duration::from_millis(20);
-    p
 }
 
 /// Daemons 1, 2, 3, ... on a lossless network with a fixed latency; a daemon can be cut off.
@@ -49,7 +37,7 @@ impl Cluster {
         let ids: Vec<u32> = (1..=n as u32).collect();
         let daemons = ids
             .iter()
-            .map(|&me| Membership::new(me, ids.clone(), HASH, params(), 100, Time::ZERO))
+            .map(|&me| Membership::new(me, ids.clone(), HASH, Params::fast(), 100, Time::ZERO))
             .collect();
         Cluster {
             daemons,

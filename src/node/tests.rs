@@ -137,18 +137,6 @@ fn join_multicast_leave_kill() {
     assert!(request(&mut node, b.id, frame(AGREED_MESS, pb, &[b"g1"], b"late")).is_empty());
 }
 
-/// Timeouts short enough for simulated minutes to be quick.
-fn fast_params() -> membership::Params {
-    let mut p = membership::Params::from_options(&Options::new());
-    p.ring.hurry_timeout = Duration::from_millis(8);
-    p.ring.token_timeout = Duration::from_millis(20);
-    p.join_timeout = Duration::from_millis(2);
-    p.gather_timeout = Duration::from_millis(10);
-    p.form_timeout = Duration::from_millis(20);
-    p.lookup_timeout = Duration::from_millis(20);
-    p
-}
-
 /// Nodes 1, 2, ... on a lossless network that delivers in order without delay.
 struct Cluster {
     ids: Vec<u32>,
@@ -170,7 +158,7 @@ impl Cluster {
                     daemons: ids.clone(),
                     daemon_name: format!("d{me}").into_bytes(),
                     config_hash: 5,
-                    params: fast_params(),
+                    params: membership::Params::fast(),
                     epoch: 100,
                 };
                 Node::new(setup, Time::ZERO)

@@ -22,6 +22,7 @@
 //! packets, takes packets other members recovered, then delivers the rest of its messages in two
 //! steps, those of the regular configuration and those of the transitional one.
 
+mod datagrams;
 mod output;
 mod params;
 mod reassembly;
@@ -34,6 +35,7 @@ mod tests;
 
 use std::ops::Range;
 
+pub use datagrams::Datagrams;
 pub use output::{Delivery, Destination, Outputs};
 pub use params::{Params, Setup, DEFAULT_MAX_SEQ_GAP};
 pub use time::Time;

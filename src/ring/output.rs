@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use super::datagrams::Datagrams;
 use crate::wire::packet::ServiceLevel;
 
 /// Where a datagram goes.
@@ -37,8 +38,7 @@ struct DeliveryEntry {
 
 #[derive(Debug, Default)]
 pub struct Outputs {
-    datagram_bytes: Vec<u8>,
-    sends: Vec<(Destination, Range<usize>)>,
+    datagrams: Datagrams<Destination>,
     message_bytes: Vec<u8>,
     deliveries: Vec<DeliveryEntry>,
     token_lost: bool,
@@ -51,8 +51,7 @@ impl Outputs {
 
     /// Forgets everything, keeping the buffers.
     pub fn clear(&mut self) {
-        self.datagram_bytes.clear();
-        self.sends.clear();
+        self.datagrams.clear();
         self.message_bytes.clear();
         self.deliveries.clear();
         self.token_lost = false;
@@ -60,9 +59,7 @@ impl Outputs {
 
     /// Datagrams in the order they must be sent.
     pub fn sends(&self) -> impl Iterator<Item = (Destination, &[u8])> + '_ {
-        self.sends
-            .iter()
-            .map(|(to, range)| (*to, &self.datagram_bytes[range.clone()]))
+        self.datagrams.iter()
     }
 
     /// Messages in delivery order.
@@ -81,24 +78,24 @@ impl Outputs {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.deliveries.is_empty() && !self.token_lost
+        self.datagrams.is_empty() && self.deliveries.is_empty() && !self.token_lost
     }
 
     /// The arena the ring encodes a datagram into; it is queued by [`Outputs::queue_send`].
     pub(super) fn datagram_arena(&mut self) -> &mut Vec<u8> {
-        &mut self.datagram_bytes
+        self.datagrams.arena()
     }
 
     pub(super) fn datagram(&self, range: Range<usize>) -> &[u8] {
-        &self.datagram_bytes[range]
+        self.datagrams.get(range)
     }
 
     pub(super) fn datagram_mut(&mut self, range: Range<usize>) -> &mut [u8] {
-        &mut self.datagram_bytes[range]
+        self.datagrams.get_mut(range)
     }
 
     pub(super) fn queue_send(&mut self, to: Destination, range: Range<usize>) {
-        self.sends.push((to, range));
+        self.datagrams.queue(to, range);
     }
 
     /// Appends a delivery whose bytes are written by `write` into the message arena.

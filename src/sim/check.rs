@@ -8,6 +8,7 @@ use std::fmt;
 
 use super::causal::Causality;
 use crate::ring::Delivery;
+use crate::rng::Rng;
 use crate::wire::packet::ServiceLevel;
 
 const MESSAGE_HEADER_LEN: usize = 13;
@@ -31,6 +32,29 @@ pub fn make_message(id: MessageId, service: ServiceLevel, len: usize) -> Vec<u8>
         filler(id, i)
     });
     m
+}
+
+/// Message `id` with a service level and a length drawn from `rng`: SAFE with chance
+/// `safe_ratio` (else any level), `2_000..=max_large` bytes (fragmented) with chance
+/// `large_ratio` (else up to 300).
+pub fn random_message(
+    rng: &mut Rng,
+    id: MessageId,
+    safe_ratio: f64,
+    large_ratio: f64,
+    max_large: u64,
+) -> (ServiceLevel, Vec<u8>) {
+    let service = if rng.chance(safe_ratio) {
+        ServiceLevel::Safe
+    } else {
+        ServiceLevel::ALL[rng.below(5) as usize]
+    };
+    let len = if rng.chance(large_ratio) {
+        rng.between(2_000, max_large)
+    } else {
+        rng.between(0, 300)
+    };
+    (service, make_message(id, service, len as usize))
 }
 
 fn filler(id: MessageId, i: u64) -> u8 {

@@ -25,8 +25,8 @@ pub use network::{Faults, NetworkStats};
 use crate::config::Options;
 use crate::ring::{Destination, Input, Outputs, Params, Ring, RingStats, Setup, Time};
 use crate::rng::Rng;
-use crate::wire::packet::{decode, RingId, ServiceLevel};
-use check::{make_message, Checker};
+use crate::wire::packet::{decode, RingId};
+use check::{random_message, Checker};
 use network::{Event, Network};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -236,17 +236,7 @@ impl Sim<'_> {
             counter: self.submitted[daemon].len() as u64,
         };
         self.submitted[daemon].push(self.now);
-        let service = if self.rng.chance(s.safe_ratio) {
-            ServiceLevel::Safe
-        } else {
-            ServiceLevel::ALL[self.rng.below(5) as usize]
-        };
-        let len = if self.rng.chance(s.large_ratio) {
-            self.rng.between(2_000, 144_000)
-        } else {
-            self.rng.between(0, 300)
-        };
-        let message = make_message(id, service, len as usize);
+        let (service, message) = random_message(&mut self.rng, id, s.safe_ratio, s.large_ratio, 144_000);
         self.checker.submitted(id);
         self.rings[daemon]
             .submit(self.now, service, message, &mut self.out)

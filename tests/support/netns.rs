@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -80,8 +80,12 @@ impl Lan {
         Lan::with_networks(n, 1)
     }
 
-    /// `n` hosts, each on `networks` bridges.
+    /// `n` hosts, each on `networks` bridges. Where namespaces cannot be made, panics saying
+    /// why: a test of a LAN fails rather than passing without having run.
     pub fn with_networks(n: usize, networks: usize) -> Lan {
+        if let Some(why) = unavailable() {
+            panic!("network namespaces unavailable: {why}");
+        }
         assert!((1..=250).contains(&n));
         assert!((1..=MAX_LAN_NETWORKS).contains(&networks));
         let tag = format!(
@@ -220,6 +224,19 @@ impl Lan {
             prefix: self.exec_prefix(i),
             env,
         })
+    }
+
+    /// Writes `text` (see [`Lan::config`]) as `spread.conf` in `dir` and starts our daemon on
+    /// every host with it, on `port`; returns the file (for restarts) and the daemons in host
+    /// order.
+    pub fn start_ours(&self, dir: &Path, port: u16, text: &str) -> (PathBuf, Vec<Daemon>) {
+        let config = dir.join("spread.conf");
+        std::fs::write(&config, text).unwrap();
+        let kind = DaemonKind::ours();
+        let daemons = (0..self.hosts.len())
+            .map(|i| self.launch(i, &kind, &config, port, Vec::new()))
+            .collect();
+        (config, daemons)
     }
 
     /// Runs `f` on a thread inside host `i`'s namespace and returns its result; sockets it

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use check::Violation;
 
-use super::check::{make_message, MessageId};
+use super::check::{random_message, MessageId};
 use super::network::{Event, Faults, Network, NetworkStats};
 use crate::config::Options;
 use crate::membership::{
@@ -26,7 +26,7 @@ use crate::membership::{
 };
 use crate::ring::{Destination, RingStats, Time};
 use crate::rng::Rng;
-use crate::wire::packet::{RingId, ServiceLevel};
+use crate::wire::packet::RingId;
 use check::Checker;
 
 const CONFIG_HASH: u32 = 0x5eed_0e75;
@@ -373,17 +373,7 @@ impl Sim<'_> {
         self.counters[daemon] += 1;
         self.stats.messages += 1;
         self.daemons[daemon].own_submitted += 1;
-        let service = if self.rng.chance(s.safe_ratio) {
-            ServiceLevel::Safe
-        } else {
-            ServiceLevel::ALL[self.rng.below(5) as usize]
-        };
-        let len = if self.rng.chance(s.large_ratio) {
-            self.rng.between(2_000, 30_000)
-        } else {
-            self.rng.between(0, 300)
-        };
-        let message = make_message(id, service, len as usize);
+        let (service, message) = random_message(&mut self.rng, id, s.safe_ratio, s.large_ratio, 30_000);
         self.checker.submitted(id);
         self.call(daemon, |m, now, out| {
             m.submit(now, service, message, out)
