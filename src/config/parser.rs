@@ -237,6 +237,16 @@ impl Parser<'_> {
         }
     }
 
+    /// The `ADDRESS[:PORT]` word that opens a segment or network block; `expected` names it in
+    /// the error when something else stands there.
+    fn cast_address(&mut self, expected: &str) -> Result<(IpAddr, Option<u16>), Located> {
+        let token = self.next();
+        match token.kind {
+            TokenKind::Word(word) => segment_address(&word).map_err(|reason| (token.line, reason)),
+            other => Err((token.line, format!("expected {expected}, found {other}"))),
+        }
+    }
+
     fn file(&mut self) -> Result<(), Located> {
         loop {
             let token = self.next();
@@ -490,17 +500,7 @@ impl Parser<'_> {
         if self.segments.len() >= MAX_SEGMENTS {
             return Err((line, format!("too many segments (at most {MAX_SEGMENTS})")));
         }
-        let token = self.next();
-        let word = match token.kind {
-            TokenKind::Word(word) => word,
-            other => {
-                return Err((
-                    token.line,
-                    format!("expected a segment address after Spread_Segment, found {other}"),
-                ))
-            }
-        };
-        let (address, port) = segment_address(&word).map_err(|reason| (token.line, reason))?;
+        let (address, port) = self.cast_address("a segment address after Spread_Segment")?;
         let mut extra_addresses = Vec::new();
         while let Some(extra) = self.peek_bare_address() {
             if 1 + extra_addresses.len() >= MAX_SEGMENT_ADDRESSES {
@@ -860,17 +860,7 @@ impl Parser<'_> {
         if self.networks.iter().any(|n| n.name == name) {
             return Err((token.line, format!("network name \"{name}\" is used twice")));
         }
-        let token = self.next();
-        let word = match token.kind {
-            TokenKind::Word(word) => word,
-            other => {
-                return Err((
-                    token.line,
-                    format!("expected the address of network \"{name}\", found {other}"),
-                ))
-            }
-        };
-        let (address, port) = segment_address(&word).map_err(|reason| (token.line, reason))?;
+        let (address, port) = self.cast_address(&format!("the address of network \"{name}\""))?;
         self.expect(TokenKind::OpenBrace, "after network address")?;
         let mut members: Vec<NetworkMember> = Vec::new();
         let mut lines = Vec::new();
