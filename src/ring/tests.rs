@@ -95,6 +95,14 @@ impl Harness {
         });
     }
 
+    /// Hands daemon `i` a datagram as received on network 0.
+    fn feed(&mut self, i: usize, bytes: &[u8]) {
+        let packet = packet::decode(bytes).unwrap();
+        self.call(i, |ring, now, out| {
+            ring.handle(now, Input::Packet { network: 0, packet }, out)
+        });
+    }
+
     /// Moves datagrams (each after 100 µs) and fires timers until `until` or nothing is left.
     fn run(&mut self, until: Time) {
         for _ in 0..100_000 {
@@ -103,10 +111,7 @@ impl Harness {
                 if (self.drop)(from, to, &bytes) {
                     continue;
                 }
-                let packet = packet::decode(&bytes).unwrap();
-                self.call(to, |ring, now, out| {
-                    ring.handle(now, Input::Packet { network: 0, packet }, out)
-                });
+                self.feed(to, &bytes);
                 continue;
             }
             let next = self.rings.iter().filter_map(|r| r.next_deadline()).min();
@@ -202,17 +207,7 @@ fn duplicate_and_stale_tokens_are_dropped() {
     let first_token = h.in_flight[at].2.clone();
     h.run_for(Duration::from_millis(100));
     let before = *h.rings[1].stats();
-    let p = packet::decode(&first_token).unwrap();
-    h.call(1, |ring, now, out| {
-        ring.handle(
-            now,
-            Input::Packet {
-                network: 0,
-                packet: p,
-            },
-            out,
-        )
-    });
+    h.feed(1, &first_token);
     let after = *h.rings[1].stats();
     assert_eq!(after.stale_tokens, before.stale_tokens + 1);
     assert_eq!(after.tokens, before.tokens);
@@ -232,17 +227,7 @@ fn duplicate_and_stale_tokens_are_dropped() {
         ring: RING,
     };
     packet::encode_token(&mut token, &header, &fields, &[]);
-    let p = packet::decode(&token).unwrap();
-    h.call(1, |ring, now, out| {
-        ring.handle(
-            now,
-            Input::Packet {
-                network: 0,
-                packet: p,
-            },
-            out,
-        )
-    });
+    h.feed(1, &token);
     assert_eq!(h.rings[1].stats().duplicate_tokens, before.duplicate_tokens + 1);
     assert_eq!(h.delivered[1].len(), 1);
 }
@@ -273,46 +258,16 @@ fn foreign_packets_are_refused() {
     for header in variants {
         bytes.clear();
         packet::MessagesWriter::new(&mut bytes, &header, 1, 11).push(ServiceLevel::Agreed, b"no");
-        let p = packet::decode(&bytes).unwrap();
-        h.call(0, |ring, now, out| {
-            ring.handle(
-                now,
-                Input::Packet {
-                    network: 0,
-                    packet: p,
-                },
-                out,
-            )
-        });
+        h.feed(0, &bytes);
     }
     // A stranger as origin, sent by a member.
     bytes.clear();
     packet::MessagesWriter::new(&mut bytes, &good, 1, 99).push(ServiceLevel::Agreed, b"no");
-    let p = packet::decode(&bytes).unwrap();
-    h.call(0, |ring, now, out| {
-        ring.handle(
-            now,
-            Input::Packet {
-                network: 0,
-                packet: p,
-            },
-            out,
-        )
-    });
+    h.feed(0, &bytes);
     // Far beyond any window.
     bytes.clear();
     packet::MessagesWriter::new(&mut bytes, &good, 1 << 40, 11).push(ServiceLevel::Agreed, b"no");
-    let p = packet::decode(&bytes).unwrap();
-    h.call(0, |ring, now, out| {
-        ring.handle(
-            now,
-            Input::Packet {
-                network: 0,
-                packet: p,
-            },
-            out,
-        )
-    });
+    h.feed(0, &bytes);
     assert_eq!(h.rings[0].stats().refused_packets, 6);
     assert_eq!(h.rings[0].stats().packets_received, 0);
     assert_eq!(h.rings[0].highest_seq(), 0);
@@ -448,7 +403,7 @@ fn flow_control_bounds_packets_per_visit() {
     let mut run = 0;
     let mut max_run = 0;
     for _ in 0..10_000 {
-        let Some((from, to, bytes)) = h.in_flight.pop_front() else {
+        let Some((_, to, bytes)) = h.in_flight.pop_front() else {
             break;
         };
         match kind_of(&bytes) {
@@ -456,18 +411,7 @@ fn flow_control_bounds_packets_per_visit() {
             _ => run = 0,
         }
         max_run = max_run.max(run);
-        let p = packet::decode(&bytes).unwrap();
-        let _ = from;
-        h.call(to, |ring, now, out| {
-            ring.handle(
-                now,
-                Input::Packet {
-                    network: 0,
-                    packet: p,
-                },
-                out,
-            )
-        });
+        h.feed(to, &bytes);
     }
     assert!(max_run <= 3, "{max_run} packets in one visit");
     assert_eq!(h.delivered[0].len(), 20);
@@ -491,17 +435,7 @@ fn mangled_packets_from_members_never_panic() {
             break;
         };
         seen.push(bytes.clone());
-        let p = packet::decode(&bytes).unwrap();
-        h.call(to, |ring, now, out| {
-            ring.handle(
-                now,
-                Input::Packet {
-                    network: 0,
-                    packet: p,
-                },
-                out,
-            )
-        });
+        h.feed(to, &bytes);
     }
     let mut victim = Harness::new(3, true);
     let mut state = 0x1234_5678_9abc_def0u64;
@@ -522,19 +456,9 @@ fn mangled_packets_from_members_never_panic() {
                 bytes[at] = next() as u8;
             }
         }
-        if let Ok(p) = packet::decode(&bytes) {
+        if packet::decode(&bytes).is_ok() {
             fed += 1;
-            let to = round % 3;
-            victim.call(to, |ring, now, out| {
-                ring.handle(
-                    now,
-                    Input::Packet {
-                        network: 0,
-                        packet: p,
-                    },
-                    out,
-                )
-            });
+            victim.feed(round % 3, &bytes);
             victim.in_flight.clear();
         }
     }
