@@ -2,6 +2,9 @@
 //!
 //! The headers are written to `$OUT_DIR/include`; `tests/headers.rs` fails while the committed
 //! `include/` differs from them. `SPREAD_UPDATE_HEADERS=1 cargo build` copies them into `include/`.
+//!
+//! It also tells the crate its binaries' names (`SPREAD_BINARIES`), so the installer installs
+//! every program without a list to keep up to date.
 
 use std::env;
 use std::fs;
@@ -116,6 +119,10 @@ fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("include");
     fs::create_dir_all(&out_dir).expect("create OUT_DIR/include");
+    println!(
+        "cargo:rustc-env=SPREAD_BINARIES={}",
+        binary_names(&crate_dir).join(" ")
+    );
     let update = env::var_os("SPREAD_UPDATE_HEADERS").is_some_and(|v| !v.is_empty() && v != "0");
 
     // cbindgen emits the types every function it sees uses, so each header's run must see only
@@ -130,6 +137,28 @@ fn main() {
             fs::copy(&generated, &committed).expect("copy header into include/");
         }
     }
+}
+
+/// The binaries cargo discovers by itself (the package declares none): `src/bin/NAME.rs` and
+/// `src/bin/NAME/main.rs`, sorted.
+fn binary_names(crate_dir: &Path) -> Vec<String> {
+    let dir = crate_dir.join("src").join("bin");
+    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut names: Vec<String> = entries
+        .map(|entry| entry.expect("src/bin entry").path())
+        .filter_map(|path| {
+            let name = if path.is_dir() && path.join("main.rs").is_file() {
+                path.file_name()
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                path.file_stem()
+            } else {
+                None
+            };
+            name.and_then(|n| n.to_str()).map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 fn run_cbindgen(crate_dir: &Path, config: cbindgen::Config, what: &str) -> cbindgen::Bindings {
