@@ -7,8 +7,8 @@ in pure Python over the Spread client library (``libspread.so.3``) through :mod:
 >>> mbox.multicast(spread.SAFE_MESS, "chat", b"hello")
 >>> msg = mbox.receive()          # a MembershipMsgType or a RegularMsgType
 
-The library is the file named by the environment variable ``SPREAD_LIB`` if set, else the
-system's ``libspread.so.3``. Every constant of ``sp.h`` is an attribute of this module. Calls
+The library is the file named by the environment variable ``SPREAD_LIB`` if set, else the one
+``spread-install`` installed with this package, else the system's ``libspread.so.3``. Every constant of ``sp.h`` is an attribute of this module. Calls
 that fail raise :class:`error` with ``args == (code, text)``. A mailbox may be shared by
 threads: a thread blocked in :meth:`Mailbox.receive` does not hold the interpreter lock.
 """

@@ -1,7 +1,8 @@
 """Loading ``libspread.so.3`` and declaring the ``SP_*`` functions the module calls.
 
 The library is the one named by the environment variable ``SPREAD_LIB`` (a path) when it is
-set, else whatever the system loader finds as ``libspread.so.3``.
+set, else the one whose path the installer wrote into ``library-path`` beside this file, else
+whatever the system loader finds as ``libspread.so.3``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from ._constants import MAX_GROUP_NAME
 
 LIBRARY_VAR = "SPREAD_LIB"
 SONAME = "libspread.so.3"
+#: Written by ``spread-install``: the installed library's absolute path, so that an installed
+#: package finds it without ``LD_LIBRARY_PATH`` or ``ldconfig``.
+INSTALLED_PATH_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "library-path")
 
 #: One group name field, ``char[MAX_GROUP_NAME]``.
 Name = ctypes.c_char * MAX_GROUP_NAME
@@ -35,8 +39,19 @@ class MembershipInfo(ctypes.Structure):
     ]
 
 
+def _library_path() -> str:
+    explicit = os.environ.get(LIBRARY_VAR)
+    if explicit:
+        return explicit
+    try:
+        with open(INSTALLED_PATH_FILE, "rb") as f:
+            return os.fsdecode(f.read().rstrip(b"\n"))
+    except FileNotFoundError:
+        return SONAME
+
+
 def _load() -> ctypes.CDLL:
-    path = os.environ.get(LIBRARY_VAR) or SONAME
+    path = _library_path()
     try:
         # CDLL releases the GIL during calls, so a blocking receive does not stop other threads.
         lib = ctypes.CDLL(path)
