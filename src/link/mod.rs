@@ -15,7 +15,10 @@
 //! the others, token copies older than one already seen from the same sender, packets whose
 //! claimed network is not the one they arrived on (crossed cables), and probes (consumed here).
 //!
-//! Health is tracked per peer and network ("link"). A link fails when copies that arrived
+//! Health is tracked per peer and network ("link"). A link starts [`LinkState::Unheard`]: not
+//! used, and not failed either (the peer may simply not run yet); the first good reception
+//! both ways brings it up at once, with no hold time, and does not count as coming back (see
+//! damping below). Only crossed cables fail a link not heard yet. A link that is up fails when copies that arrived
 //! elsewhere miss it ([`LinkParams::miss_limit`] in a row, or [`LinkParams::loss_limit_permille`]
 //! of the last 64), when it falls silent while the peer's traffic arrives elsewhere
 //! ([`LinkParams::busy_silence`]), or when it is silent at all for [`LinkParams::idle_silence`]:
@@ -38,9 +41,10 @@
 //!   configuration hash; the ring's `Setup::network` may be any of them (copies are re-stamped);
 //! - for each datagram the ring outputs: `on_send(now, to, bytes)`, then one copy per returned
 //!   network, re-stamped, to `to`'s address on that network (the segment address for `All`);
-//! - for each datagram read on network `n` (the socket's network, checked with `IP_PKTINFO`):
-//!   `on_receive(now, n, bytes, &mut out)`; a [`Received::Ring`] packet goes to the ring as
-//!   `Input::Packet { network: n, packet }`;
+//! - for each datagram read on network `n` (the socket's network; the daemon drops one that came
+//!   in through an interface of another network, and reports it with
+//!   [`LinkLayer::arrived_elsewhere`]): `on_receive(now, n, bytes, &mut out)`; a
+//!   [`Received::Ring`] packet goes to the ring as `Input::Packet { network: n, packet }`;
 //! - when [`LinkLayer::next_deadline`] comes: [`LinkLayer::handle_timer`];
 //! - after either, each of `out.sends()` goes to that peer's address on that network;
 //! - the monitor reads [`LinkLayer::status`] ([`Status::to_json`], [`Status::health`]).
@@ -58,7 +62,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-pub use health::{Fault, LinkCounters, Reason, Transition, TRANSITIONS_KEPT};
+pub use health::{Fault, LinkCounters, LinkState, Reason, Transition, TRANSITIONS_KEPT};
 pub use netset::NetSet;
 pub use status::{Drops, Health, LinkStatus, Status};
 
@@ -249,6 +253,28 @@ impl PeerState {
     }
 }
 
+/// Every state change is logged: at warn when a link fails, at info otherwise.
+fn log_transition(peer: u32, link: &Link, before: LinkState) {
+    let Some(t) = link.transitions().last() else {
+        return;
+    };
+    let level = if t.up { log::Level::Info } else { log::Level::Warn };
+    let detail = match t.reason {
+        Reason::Fault(Fault::Crossed { arrives_on }) => {
+            format!(": its packets arrive on network {arrives_on}")
+        }
+        _ => String::new(),
+    };
+    log::log!(
+        level,
+        "link: daemon {peer:#x} network {}: {} -> {} ({}{detail})",
+        link.network,
+        before.name(),
+        link.state().name(),
+        t.reason.name()
+    );
+}
+
 /// One daemon's multipath link layer. See the module documentation.
 #[derive(Debug)]
 pub struct LinkLayer {
@@ -298,7 +324,7 @@ impl LinkLayer {
             peers.push(PeerState {
                 id: peer.id,
                 networks: shared,
-                links: shared.iter().map(|n| Link::new(n, now)).collect(),
+                links: shared.iter().map(Link::new).collect(),
                 last_token: None,
                 report_number: None,
                 report_at: None,
@@ -673,16 +699,10 @@ impl LinkLayer {
         for l in 0..peer.links.len() {
             let heard = peer.links[l].last_heard();
             let heard_elsewhere = peer.links.iter().any(|o| o.last_heard() > heard);
+            let before = peer.links[l].state();
             let change = peer.links[l].evaluate(now, heard_elsewhere, &self.params);
             if change.state {
-                let link = &peer.links[l];
-                log::info!(
-                    "link: daemon {:#x} network {} {} ({})",
-                    peer.id,
-                    link.network,
-                    if link.is_up() { "up" } else { "down" },
-                    link.fault().map_or("recovered", |f| f.name())
-                );
+                log_transition(peer.id, &peer.links[l], before);
             }
             urgent |= change.reception || change.state;
         }
@@ -747,6 +767,7 @@ impl LinkLayer {
                 links.push(LinkStatus {
                     peer: peer.id,
                     network: link.network,
+                    state: link.state(),
                     up: link.is_up(),
                     usable: usable.contains(link.network),
                     fault: link.fault(),
