@@ -13,11 +13,19 @@
 //! wildcard; a multicast address is joined on every interface address. Otherwise everything
 //! goes by unicast.
 //!
-//! The arrival interface is not checked (no `IP_PKTINFO`, no `SO_BINDTODEVICE`): a datagram is
-//! taken as of this network when it reaches a socket bound to one of this network's addresses
-//! from a peer's address on this network.
+//! Interfaces: the network's interfaces are those holding this daemon's addresses on it (or,
+//! for an address no interface holds, such as 127.0.0.2, the interface whose subnet contains
+//! it). Every socket reports each datagram's arrival interface (`IP_PKTINFO`,
+//! `IPV6_RECVPKTINFO`); a datagram from a peer that came in through an interface of none of
+//! this network's is not of this network (crossed cables, or a peer on the wrong wire): it is
+//! counted ([`NetStats::wrong_interface`]), logged, and handed on flagged with its interface, so
+//! that the link layer can report crossed cables. Arrivals through a loopback interface come
+//! from this machine itself and always pass (all of 127.0.0.0/8 is on `lo`). The sending socket
+//! is pinned to the interface of this daemon's address with `IP_UNICAST_IF` (multicast leaves
+//! by `IP_MULTICAST_IF`), not with `SO_BINDTODEVICE`: pinning reception too would make the
+//! kernel drop a crossed datagram unseen, and crossed cables would look like a pulled cable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
@@ -26,7 +34,7 @@ use std::time::Instant;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::faults::{FaultLayer, FaultStats};
-use super::sys::DatagramBatch;
+use super::sys::{self, DatagramBatch, InterfaceAddress};
 use crate::config::{Config, DaemonEntry, Network};
 use crate::ring::Destination;
 
@@ -193,6 +201,34 @@ pub struct Received<'a> {
     /// protocol's to check).
     pub from: u32,
     pub bytes: &'a [u8],
+    /// The interface it came in through when that is none of this network's: then it is not
+    /// of this network, only evidence of crossed cables.
+    pub foreign_interface: Option<u32>,
+}
+
+/// The interfaces of `local` addresses, in `all` (this machine's): the one holding each address,
+/// or else one whose subnet contains it; each interface once.
+pub fn interfaces_of<'a>(local: &[IpAddr], all: &'a [InterfaceAddress]) -> Vec<&'a InterfaceAddress> {
+    let in_subnet = |address: IpAddr, i: &InterfaceAddress| match (address, i.address, i.netmask) {
+        (IpAddr::V4(a), IpAddr::V4(b), Some(IpAddr::V4(m))) => {
+            u32::from(a) & u32::from(m) == u32::from(b) & u32::from(m)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b), Some(IpAddr::V6(m))) => {
+            u128::from(a) & u128::from(m) == u128::from(b) & u128::from(m)
+        }
+        _ => false,
+    };
+    let mut found: Vec<&InterfaceAddress> = Vec::new();
+    for &address in local {
+        let holder = all
+            .iter()
+            .find(|i| i.address == address)
+            .or_else(|| all.iter().find(|i| in_subnet(address, i)));
+        if let Some(i) = holder.filter(|i| found.iter().all(|f| f.index != i.index)) {
+            found.push(i);
+        }
+    }
+    found
 }
 
 /// What went through the endpoint.
@@ -208,6 +244,9 @@ pub struct NetStats {
     pub receive_errors: u64,
     /// Dropped: longer than any daemon packet.
     pub oversized: u64,
+    /// From a peer, through an interface of none of this network's (crossed cables): not taken
+    /// as of this network.
+    pub wrong_interface: u64,
     pub faults: FaultStats,
 }
 
@@ -219,6 +258,13 @@ pub struct NetEndpoint {
     /// Source address of a datagram -> the daemon that sends from it.
     senders: HashMap<SocketAddr, u32>,
     own_sources: Vec<SocketAddr>,
+    /// This network's interfaces; empty when they could not be found (then nothing is checked).
+    interfaces: Vec<u32>,
+    /// Loopback interfaces, through which only this machine's own datagrams come.
+    loopback: Vec<u32>,
+    /// (peer, interface) pairs already warned about: the first datagram of each is worth a
+    /// warning, the rest a debug line now and then.
+    warned: HashSet<(u32, u32)>,
     faults: Option<FaultLayer>,
     stats: NetStats,
     batch: DatagramBatch,
@@ -229,6 +275,7 @@ fn udp_socket(address: SocketAddr) -> io::Result<Socket> {
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
     }
+    sys::report_arrival_interface(socket.as_raw_fd(), address.is_ipv6())?;
     // Best effort: a smaller buffer only means more loss under bursts.
     if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
         log::warn!("SO_RCVBUF on {address}: {e}");
@@ -249,6 +296,11 @@ fn bind(socket: &Socket, address: SocketAddr) -> io::Result<()> {
 impl NetEndpoint {
     /// Opens the sockets of `links`; `faults` is the test-only fault layer, if any.
     pub fn open(links: Links, faults: Option<FaultLayer>) -> io::Result<NetEndpoint> {
+        let all_interfaces = sys::interface_addresses().unwrap_or_else(|e| {
+            log::warn!("cannot list interfaces ({e}): arrival interfaces are not checked");
+            Vec::new()
+        });
+        let mine = interfaces_of(&links.local, &all_interfaces);
         let mut sockets = Vec::new();
         for &local in &links.local {
             let socket = udp_socket(SocketAddr::new(local, links.port))?;
@@ -280,6 +332,7 @@ impl NetEndpoint {
             }
             sockets.push(receiver);
         }
+        Self::pin(&links, &sockets[0], &mine);
         let mut senders = HashMap::new();
         for peer in &links.peers {
             for &source in &peer.sources {
@@ -292,10 +345,11 @@ impl NetEndpoint {
             .map(|&a| SocketAddr::new(a, links.port))
             .collect();
         log::info!(
-            "daemon network {}: UDP port {} on {:?}, {} peers, {}",
+            "daemon network {}: UDP port {} on {:?} (interfaces {:?}), {} peers, {}",
             links.network,
             links.port,
             links.local,
+            mine.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
             links.peers.len(),
             match links.segment_cast {
                 Some(SegmentCast::Broadcast(a)) => format!("segment broadcast {a}"),
@@ -308,10 +362,40 @@ impl NetEndpoint {
             sockets: sockets.into_iter().map(UdpSocket::from).collect(),
             senders,
             own_sources,
+            interfaces: mine.iter().map(|i| i.index).collect(),
+            loopback: all_interfaces
+                .iter()
+                .filter(|i| i.loopback)
+                .map(|i| i.index)
+                .collect(),
+            warned: HashSet::new(),
             faults,
             stats: NetStats::default(),
             batch: DatagramBatch::new(RECEIVE_BATCH, MAX_DATAGRAM),
         })
+    }
+
+    /// Makes what `sender` sends leave through the interface of this daemon's address, whatever
+    /// the routing table says (not on loopback, which has nowhere else to go). Best effort: the
+    /// routing table is usually right.
+    fn pin(links: &Links, sender: &Socket, mine: &[&InterfaceAddress]) {
+        let Some(interface) = mine
+            .iter()
+            .find(|i| i.address == links.local[0] || mine.len() == 1)
+        else {
+            return;
+        };
+        if interface.loopback {
+            return;
+        }
+        match sys::send_through_interface(sender.as_raw_fd(), links.local[0].is_ipv6(), interface.index) {
+            Ok(()) => log::debug!("network {}: sending through {}", links.network, interface.name),
+            Err(e) => log::info!(
+                "network {}: cannot pin sending to {} ({e}); the routing table decides",
+                links.network,
+                interface.name
+            ),
+        }
     }
 
     fn join(links: &Links, result: io::Result<()>, group: SocketAddr) -> io::Result<()> {
@@ -430,16 +514,44 @@ impl NetEndpoint {
                 }
             };
             for i in 0..n {
-                let (source, bytes, cut) = self.batch.datagram(i);
+                let datagram = self.batch.datagram(i);
+                let (source, bytes) = (datagram.source, datagram.bytes);
                 let from = source.and_then(|s| self.senders.get(&s).copied());
                 match from {
-                    Some(_) if cut => self.stats.oversized += 1,
+                    Some(_) if datagram.cut => self.stats.oversized += 1,
                     Some(from) => {
-                        self.stats.received += 1;
+                        let foreign_interface = datagram.interface.filter(|k| {
+                            !self.interfaces.is_empty()
+                                && !self.interfaces.contains(k)
+                                && !self.loopback.contains(k)
+                        });
+                        match foreign_interface {
+                            None => self.stats.received += 1,
+                            Some(k) => {
+                                self.stats.wrong_interface += 1;
+                                let count = self.stats.wrong_interface;
+                                if self.warned.insert((from, k)) {
+                                    log::warn!(
+                                        "network {}: datagrams of daemon {from:#x} come in through \
+                                         interface {k}, not one of this network's {:?} (crossed \
+                                         cables?); they are not taken as of this network",
+                                        self.links.network,
+                                        self.interfaces
+                                    );
+                                } else if count.is_power_of_two() {
+                                    log::debug!(
+                                        "network {}: {count} datagrams through wrong interfaces \
+                                         (latest: daemon {from:#x}, interface {k})",
+                                        self.links.network
+                                    );
+                                }
+                            }
+                        }
                         deliver(Received {
                             network: self.links.network,
                             from,
                             bytes,
+                            foreign_interface,
                         });
                     }
                     None if source.is_some_and(|s| self.own_sources.contains(&s)) => self.stats.own += 1,
@@ -458,6 +570,11 @@ impl NetEndpoint {
             }
         }
         read
+    }
+
+    /// This network's interfaces (empty when unknown).
+    pub fn interfaces(&self) -> &[u32] {
+        &self.interfaces
     }
 }
 

@@ -6,7 +6,9 @@
 //! goes through [`LinkLayer::on_send`], which picks the networks; each gets a copy re-stamped
 //! with its network id. Each datagram read goes through [`LinkLayer::on_receive`] with the
 //! network of the socket it came on; only the first copy of a transmission reaches the node.
-//! The link layer's probes go by unicast on their network.
+//! A datagram that came in through another network's interface goes to
+//! [`LinkLayer::arrived_elsewhere`] instead (crossed cables), never to the node. The link
+//! layer's probes go by unicast on their network.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -149,16 +151,30 @@ impl Networks {
     /// with the network it came on; the link layer's own packets are handled here.
     pub fn receive(&mut self, now: Time, k: usize, deliver: &mut dyn FnMut(u8, &[u8])) {
         let (e, s) = self.sockets[k];
-        let endpoint = &mut self.endpoints[e];
+        let (before, rest) = self.endpoints.split_at_mut(e);
+        let (endpoint, after) = rest.split_first_mut().expect("socket of an endpoint");
         match self.link.as_mut() {
             None => {
-                endpoint.receive(s, &mut |d| deliver(d.network, d.bytes));
+                endpoint.receive(s, &mut |d| {
+                    if d.foreign_interface.is_none() {
+                        deliver(d.network, d.bytes)
+                    }
+                });
             }
             Some(m) => {
                 let (layer, out) = (&mut m.layer, &mut m.out);
-                endpoint.receive(s, &mut |d| {
-                    if let link::Received::Ring(packet) = layer.on_receive(now, d.network, d.bytes, out) {
-                        deliver(d.network, packet.bytes)
+                let others = || before.iter().chain(after.iter());
+                endpoint.receive(s, &mut |d| match d.foreign_interface {
+                    None => {
+                        if let link::Received::Ring(packet) = layer.on_receive(now, d.network, d.bytes, out) {
+                            deliver(d.network, packet.bytes)
+                        }
+                    }
+                    Some(interface) => {
+                        let elsewhere = others().find(|o| o.interfaces().contains(&interface));
+                        if let Some(o) = elsewhere {
+                            layer.arrived_elsewhere(now, d.network, o.links().network, d.bytes, out);
+                        }
                     }
                 });
                 Self::send_probes(&mut self.endpoints, m);

@@ -469,15 +469,59 @@ impl LinkLayer {
         }
         let index = self.peer_index(sender).ok_or(DropReason::Stranger)?;
         if claimed != arrival {
-            let peer = &mut self.peers[index];
-            if let Some(l) = peer.link(claimed) {
-                peer.links[l].crossed(now, arrival);
-                self.evaluate_peer(now, index, out);
-            }
-            return Err(DropReason::Crossed { claimed });
+            return Err(self.crossed(now, index, claimed, arrival, out));
         }
         let link = self.peers[index].link(arrival).ok_or(DropReason::WrongNetwork)?;
         Ok((index, link))
+    }
+
+    /// Peer `index`'s packet for network `claimed` arrived on network `arrival`.
+    fn crossed(
+        &mut self,
+        now: Time,
+        index: usize,
+        claimed: u8,
+        arrival: u8,
+        out: &mut LinkOutputs,
+    ) -> DropReason {
+        let peer = &mut self.peers[index];
+        if let Some(l) = peer.link(claimed) {
+            peer.links[l].crossed(now, arrival);
+            self.evaluate_peer(now, index, out);
+        }
+        DropReason::Crossed { claimed }
+    }
+
+    /// A datagram read on network `network`'s socket came in through an interface of network
+    /// `arrival` (the daemon checks arrival interfaces): from a peer, it is evidence of crossed
+    /// cables on `network`, as a packet claiming `network` arriving on `arrival` is. Never for
+    /// the ring; returns why it is dropped.
+    pub fn arrived_elsewhere(
+        &mut self,
+        now: Time,
+        network: u8,
+        arrival: u8,
+        bytes: &[u8],
+        out: &mut LinkOutputs,
+    ) -> DropReason {
+        let origin = if probe::is_link_packet(bytes) {
+            probe::decode(bytes).ok().map(|p| (p.config_hash, p.sender))
+        } else {
+            decode(bytes)
+                .ok()
+                .map(|p| (p.header.config_hash, p.header.sender))
+        };
+        let reason = match origin {
+            None => DropReason::Malformed,
+            Some((hash, _)) if hash != self.config_hash => DropReason::OtherConfiguration,
+            Some((_, sender)) if sender == self.me => DropReason::Own,
+            Some((_, sender)) => match self.peer_index(sender) {
+                None => DropReason::Stranger,
+                Some(index) => self.crossed(now, index, network, arrival, out),
+            },
+        };
+        self.drops.count(reason);
+        reason
     }
 
     fn receive_ring<'a>(

@@ -954,6 +954,40 @@ fn cables_crossed_from_the_start_are_a_fault() {
 }
 
 #[test]
+fn arrivals_through_another_networks_interface_are_crossed_cables() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    // Daemon 2's copy for network 0, read on network 0's socket, came in through network 1's
+    // interface.
+    for t in 1..=3 {
+        let copy = data_packet(2, 2, t, 0);
+        let reason = l.arrived_elsewhere(ms(t), 0, 1, &copy, &mut out);
+        assert_eq!(reason, DropReason::Crossed { claimed: 0 });
+    }
+    let st = l.status(ms(3));
+    let link = st.links.iter().find(|s| s.peer == 2 && s.network == 0).unwrap();
+    assert_eq!(
+        (link.state, link.fault),
+        (LinkState::Down, Some(Fault::Crossed { arrives_on: 1 }))
+    );
+    assert_eq!(link.counters.crossed, 3);
+    assert_eq!(st.drops.crossed, 3);
+    let probe = probe_from(3, probe::ProbeKind::Probe, 2, 9, 0);
+    assert_eq!(
+        l.arrived_elsewhere(ms(4), 2, 0, &probe, &mut out),
+        DropReason::Crossed { claimed: 2 }
+    );
+    assert_eq!(
+        l.arrived_elsewhere(ms(4), 0, 1, &data_packet(9, 9, 1, 0), &mut out),
+        DropReason::Stranger
+    );
+    assert_eq!(
+        l.arrived_elsewhere(ms(4), 0, 1, b"SRjunk", &mut out),
+        DropReason::Malformed
+    );
+}
+
+#[test]
 fn lossy_network_under_traffic_fails_by_missing_copies() {
     let mut w = World::new(3, 2, MultipathMode::Active);
     w.traffic = Some(Duration::from_millis(2));
