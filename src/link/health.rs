@@ -157,6 +157,8 @@ pub(super) struct Change {
     /// How we hear the peer changed: worth telling it at once.
     pub reception: bool,
     pub state: bool,
+    /// A link that stays down has another fault now (e.g. silent, then crossed): `Some(old)`.
+    pub fault_of_down: Option<Fault>,
 }
 
 impl Link {
@@ -352,6 +354,7 @@ impl Link {
         let mut change = Change {
             reception: reception != self.reception,
             state: false,
+            fault_of_down: None,
         };
         self.reception = reception;
         if fault.is_some() || self.quiet(now) > params.recovery_gap {
@@ -386,10 +389,14 @@ impl Link {
             }
             _ => {}
         }
+        let old = self.fault;
         self.fault = match self.state {
             LinkState::Unheard => None,
             LinkState::Up | LinkState::Down => fault,
         };
+        if !change.state && self.state == LinkState::Down && self.fault.is_some() && self.fault != old {
+            change.fault_of_down = old;
+        }
         change
     }
 

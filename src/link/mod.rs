@@ -260,10 +260,8 @@ fn log_transition(peer: u32, link: &Link, before: LinkState) {
     };
     let level = if t.up { log::Level::Info } else { log::Level::Warn };
     let detail = match t.reason {
-        Reason::Fault(Fault::Crossed { arrives_on }) => {
-            format!(": its packets arrive on network {arrives_on}")
-        }
-        _ => String::new(),
+        Reason::Fault(f) => crossed_detail(f),
+        Reason::Recovered | Reason::Heard => String::new(),
     };
     log::log!(
         level,
@@ -273,6 +271,14 @@ fn log_transition(peer: u32, link: &Link, before: LinkState) {
         link.state().name(),
         t.reason.name()
     );
+}
+
+/// Where a crossed link's packets arrive, for logs.
+fn crossed_detail(fault: Fault) -> String {
+    match fault {
+        Fault::Crossed { arrives_on } => format!(": its packets arrive on network {arrives_on}"),
+        _ => String::new(),
+    }
 }
 
 /// One daemon's multipath link layer. See the module documentation.
@@ -745,8 +751,25 @@ impl LinkLayer {
             let heard_elsewhere = peer.links.iter().any(|o| o.last_heard() > heard);
             let before = peer.links[l].state();
             let change = peer.links[l].evaluate(now, heard_elsewhere, &self.params);
+            let link = &peer.links[l];
             if change.state {
-                log_transition(peer.id, &peer.links[l], before);
+                log_transition(peer.id, link, before);
+            }
+            if let (Some(old), Some(new)) = (change.fault_of_down, link.fault()) {
+                // Crossed cables need a hand; other changes of a dead link's symptoms do not.
+                let level = match new {
+                    Fault::Crossed { .. } => log::Level::Warn,
+                    _ => log::Level::Debug,
+                };
+                log::log!(
+                    level,
+                    "link: daemon {:#x} network {}: still down, {} -> {}{}",
+                    peer.id,
+                    link.network,
+                    old.name(),
+                    new.name(),
+                    crossed_detail(new)
+                );
             }
             urgent |= change.reception || change.state;
         }
