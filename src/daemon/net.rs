@@ -250,6 +250,45 @@ pub struct NetStats {
     pub faults: FaultStats,
 }
 
+/// Which interfaces a network's datagrams may come in through.
+struct ArrivalCheck {
+    network: u8,
+    /// The network's interfaces; empty when they could not be found (then nothing is checked).
+    interfaces: Vec<u32>,
+    /// Loopback interfaces, through which only this machine's own datagrams come.
+    loopback: Vec<u32>,
+    /// (peer, interface) pairs already warned about: the first datagram of each is worth a
+    /// warning, the rest a debug line now and then.
+    warned: HashSet<(u32, u32)>,
+}
+
+impl ArrivalCheck {
+    /// `Some(interface)` when a datagram of peer `from` came in through `interface`, which is
+    /// not the network's; counted in `stats` and logged.
+    fn foreign(&mut self, from: u32, interface: Option<u32>, stats: &mut NetStats) -> Option<u32> {
+        let k = interface.filter(|k| {
+            !self.interfaces.is_empty() && !self.interfaces.contains(k) && !self.loopback.contains(k)
+        })?;
+        stats.wrong_interface += 1;
+        let count = stats.wrong_interface;
+        if self.warned.insert((from, k)) {
+            log::warn!(
+                "network {}: datagrams of daemon {from:#x} come in through interface {k}, not one \
+                 of this network's {:?} (crossed cables?); they are not taken as of this network",
+                self.network,
+                self.interfaces
+            );
+        } else if count.is_power_of_two() {
+            log::debug!(
+                "network {}: {count} datagrams through wrong interfaces (latest: daemon {from:#x}, \
+                 interface {k})",
+                self.network
+            );
+        }
+        Some(k)
+    }
+}
+
 /// The open sockets of [`Links`] and the send and receive paths over them.
 pub struct NetEndpoint {
     links: Links,
@@ -258,13 +297,7 @@ pub struct NetEndpoint {
     /// Source address of a datagram -> the daemon that sends from it.
     senders: HashMap<SocketAddr, u32>,
     own_sources: Vec<SocketAddr>,
-    /// This network's interfaces; empty when they could not be found (then nothing is checked).
-    interfaces: Vec<u32>,
-    /// Loopback interfaces, through which only this machine's own datagrams come.
-    loopback: Vec<u32>,
-    /// (peer, interface) pairs already warned about: the first datagram of each is worth a
-    /// warning, the rest a debug line now and then.
-    warned: HashSet<(u32, u32)>,
+    arrival: ArrivalCheck,
     faults: Option<FaultLayer>,
     stats: NetStats,
     batch: DatagramBatch,
@@ -301,6 +334,8 @@ impl NetEndpoint {
             Vec::new()
         });
         let mine = interfaces_of(&links.local, &all_interfaces);
+        // The interface of the address that sends.
+        let sending = interfaces_of(&links.local[..1], &all_interfaces).first().copied();
         let mut sockets = Vec::new();
         for &local in &links.local {
             let socket = udp_socket(SocketAddr::new(local, links.port))?;
@@ -326,13 +361,21 @@ impl NetEndpoint {
                     }
                 }
                 SegmentCast::Multicast(IpAddr::V6(m)) => {
-                    // The interface index is not in the configuration: the routing table picks.
-                    Self::join(&links, receiver.join_multicast_v6(&m, 0), group)?;
+                    // Without a known interface (index 0) the routing table picks.
+                    for index in mine.iter().map(|i| i.index).chain(mine.is_empty().then_some(0)) {
+                        Self::join(&links, receiver.join_multicast_v6(&m, index), group)?;
+                    }
+                    if let Some(interface) = sending {
+                        sockets[0].set_multicast_if_v6(interface.index)?;
+                    }
                 }
             }
             sockets.push(receiver);
         }
-        Self::pin(&links, &sockets[0], &mine);
+        // Loopback has nowhere else to send.
+        if let Some(interface) = sending.filter(|i| !i.loopback) {
+            Self::pin(&links, &sockets[0], interface);
+        }
         let mut senders = HashMap::new();
         for peer in &links.peers {
             for &source in &peer.sources {
@@ -357,11 +400,8 @@ impl NetEndpoint {
                 None => "unicast only".to_string(),
             }
         );
-        Ok(NetEndpoint {
-            links,
-            sockets: sockets.into_iter().map(UdpSocket::from).collect(),
-            senders,
-            own_sources,
+        let arrival = ArrivalCheck {
+            network: links.network,
             interfaces: mine.iter().map(|i| i.index).collect(),
             loopback: all_interfaces
                 .iter()
@@ -369,25 +409,22 @@ impl NetEndpoint {
                 .map(|i| i.index)
                 .collect(),
             warned: HashSet::new(),
+        };
+        Ok(NetEndpoint {
+            links,
+            sockets: sockets.into_iter().map(UdpSocket::from).collect(),
+            senders,
+            own_sources,
+            arrival,
             faults,
             stats: NetStats::default(),
             batch: DatagramBatch::new(RECEIVE_BATCH, MAX_DATAGRAM),
         })
     }
 
-    /// Makes what `sender` sends leave through the interface of this daemon's address, whatever
-    /// the routing table says (not on loopback, which has nowhere else to go). Best effort: the
-    /// routing table is usually right.
-    fn pin(links: &Links, sender: &Socket, mine: &[&InterfaceAddress]) {
-        let Some(interface) = mine
-            .iter()
-            .find(|i| i.address == links.local[0] || mine.len() == 1)
-        else {
-            return;
-        };
-        if interface.loopback {
-            return;
-        }
+    /// Makes what `sender` sends leave through `interface`, whatever the routing table says.
+    /// Best effort: the routing table is usually right.
+    fn pin(links: &Links, sender: &Socket, interface: &InterfaceAddress) {
         match sys::send_through_interface(sender.as_raw_fd(), links.local[0].is_ipv6(), interface.index) {
             Ok(()) => log::debug!("network {}: sending through {}", links.network, interface.name),
             Err(e) => log::info!(
@@ -520,32 +557,10 @@ impl NetEndpoint {
                 match from {
                     Some(_) if datagram.cut => self.stats.oversized += 1,
                     Some(from) => {
-                        let foreign_interface = datagram.interface.filter(|k| {
-                            !self.interfaces.is_empty()
-                                && !self.interfaces.contains(k)
-                                && !self.loopback.contains(k)
-                        });
-                        match foreign_interface {
-                            None => self.stats.received += 1,
-                            Some(k) => {
-                                self.stats.wrong_interface += 1;
-                                let count = self.stats.wrong_interface;
-                                if self.warned.insert((from, k)) {
-                                    log::warn!(
-                                        "network {}: datagrams of daemon {from:#x} come in through \
-                                         interface {k}, not one of this network's {:?} (crossed \
-                                         cables?); they are not taken as of this network",
-                                        self.links.network,
-                                        self.interfaces
-                                    );
-                                } else if count.is_power_of_two() {
-                                    log::debug!(
-                                        "network {}: {count} datagrams through wrong interfaces \
-                                         (latest: daemon {from:#x}, interface {k})",
-                                        self.links.network
-                                    );
-                                }
-                            }
+                        let foreign_interface =
+                            self.arrival.foreign(from, datagram.interface, &mut self.stats);
+                        if foreign_interface.is_none() {
+                            self.stats.received += 1;
                         }
                         deliver(Received {
                             network: self.links.network,
@@ -574,7 +589,7 @@ impl NetEndpoint {
 
     /// This network's interfaces (empty when unknown).
     pub fn interfaces(&self) -> &[u32] {
-        &self.interfaces
+        &self.arrival.interfaces
     }
 }
 

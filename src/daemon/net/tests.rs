@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::net::{IpAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -274,4 +275,29 @@ fn a_network_has_the_interfaces_holding_or_containing_its_addresses() {
     assert_eq!(names(&["127.0.0.2"]), ["lo"]);
     assert_eq!(names(&["10.77.0.3", "10.78.0.3"]), ["eth0", "eth1"]);
     assert!(names(&["192.168.1.1"]).is_empty());
+}
+
+#[test]
+fn arrivals_through_another_interface_are_foreign_and_counted() {
+    let check = |interfaces: Vec<u32>| ArrivalCheck {
+        network: 1,
+        interfaces,
+        loopback: vec![1],
+        warned: HashSet::new(),
+    };
+    let mut stats = NetStats::default();
+    let mut eth1 = check(vec![3]);
+    // Its own interface, loopback (this machine), or no packet information: of the network.
+    for interface in [Some(3), Some(1), None] {
+        assert_eq!(eth1.foreign(7, interface, &mut stats), None);
+    }
+    for from in [7, 7, 8] {
+        assert_eq!(eth1.foreign(from, Some(2), &mut stats), Some(2));
+    }
+    assert_eq!(stats.wrong_interface, 3);
+    // One warning per peer and interface.
+    assert_eq!(eth1.warned.len(), 2);
+    // Interfaces unknown: nothing to check against.
+    assert_eq!(check(Vec::new()).foreign(7, Some(2), &mut stats), None);
+    assert_eq!(stats.wrong_interface, 3);
 }
