@@ -388,17 +388,17 @@ impl NetEndpoint {
             .map(|&a| SocketAddr::new(a, links.port))
             .collect();
         log::info!(
-            "daemon network {}: UDP port {} on {:?} (interfaces {:?}), {} peers, {}",
+            "daemon network {}: UDP port {} on {:?}, {} peers, {}; interfaces {:?}",
             links.network,
             links.port,
             links.local,
-            mine.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
             links.peers.len(),
             match links.segment_cast {
                 Some(SegmentCast::Broadcast(a)) => format!("segment broadcast {a}"),
                 Some(SegmentCast::Multicast(a)) => format!("segment multicast {a}"),
                 None => "unicast only".to_string(),
-            }
+            },
+            mine.iter().map(|i| i.name.as_str()).collect::<Vec<_>>()
         );
         let arrival = ArrivalCheck {
             network: links.network,
