@@ -108,7 +108,9 @@ pub struct LinkCounters {
     pub probes_sent: u64,
     pub probes_received: u64,
     pub acks_received: u64,
+    /// Comebacks after a failure (the first contact is none).
     pub ups: u64,
+    /// Failures.
     pub downs: u64,
 }
 

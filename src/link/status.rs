@@ -68,7 +68,7 @@ pub struct LinkStatus {
 pub enum Health {
     /// Every link usable.
     AllUp = 0,
-    /// Some link not usable (also one not heard yet).
+    /// Some link not usable.
     Degraded = 1,
     /// A peer on several networks is down to one of them, or to none.
     LastNetwork = 2,
@@ -99,6 +99,8 @@ fn mode_name(mode: MultipathMode) -> &'static str {
 }
 
 impl Status {
+    /// The verdict over every link. A link not heard yet is not usable: a daemon that has just
+    /// started is at [`Health::LastNetwork`] until its peers answer its first probes.
     pub fn health(&self) -> Health {
         let mut health = Health::AllUp;
         let mut rest = &self.links[..];
