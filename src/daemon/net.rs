@@ -16,11 +16,14 @@
 //! Interfaces: the network's interfaces are those holding this daemon's addresses on it (or,
 //! for an address no interface holds, such as 127.0.0.2, the interface whose subnet contains
 //! it). Every socket reports each datagram's arrival interface (`IP_PKTINFO`,
-//! `IPV6_RECVPKTINFO`); a datagram from a peer that came in through an interface of none of
-//! this network's is not of this network (crossed cables, or a peer on the wrong wire): it is
-//! counted ([`NetStats::wrong_interface`]), logged, and handed on flagged with its interface, so
-//! that the link layer can report crossed cables. Arrivals through a loopback interface come
-//! from this machine itself and always pass (all of 127.0.0.0/8 is on `lo`). The sending socket
+//! `IPV6_RECVPKTINFO`). A datagram from a peer that came in through an interface of another of
+//! this daemon's networks (see [`NetEndpoint::watch_other_networks`]), and not of this one, is
+//! not of this network (crossed cables, or a peer on the wrong wire): it is counted
+//! ([`NetStats::wrong_interface`]), logged, and handed on flagged with its interface, so that the
+//! link layer can report crossed cables. Other arrivals pass: through an interface of no network
+//! of ours a datagram is routed (a peer of another segment, through the uplink), and through a
+//! loopback interface it comes from this machine itself (all of 127.0.0.0/8 is on `lo`). With
+//! one network, nothing can be on the wrong wire and nothing is checked. The sending socket
 //! is pinned to the interface of this daemon's address with `IP_UNICAST_IF` (multicast leaves
 //! by `IP_MULTICAST_IF`), not with `SO_BINDTODEVICE`: pinning reception too would make the
 //! kernel drop a crossed datagram unseen, and crossed cables would look like a pulled cable.
@@ -250,31 +253,51 @@ pub struct NetStats {
     pub faults: FaultStats,
 }
 
-/// Which interfaces a network's datagrams may come in through.
+/// Which interfaces a network's datagrams must not come in through.
 struct ArrivalCheck {
     network: u8,
-    /// The network's interfaces; empty when they could not be found (then nothing is checked).
+    /// The network's interfaces (empty when they could not be found).
     interfaces: Vec<u32>,
     /// Loopback interfaces, through which only this machine's own datagrams come.
     loopback: Vec<u32>,
+    /// The interfaces of this daemon's other networks, but not of this one nor loopback: a
+    /// peer's datagram through one of them is on the wrong wire.
+    others: Vec<u32>,
     /// (peer, interface) pairs already warned about: the first datagram of each is worth a
     /// warning, the rest a debug line now and then.
     warned: HashSet<(u32, u32)>,
 }
 
 impl ArrivalCheck {
+    fn new(network: u8, interfaces: Vec<u32>, loopback: Vec<u32>) -> ArrivalCheck {
+        ArrivalCheck {
+            network,
+            interfaces,
+            loopback,
+            others: Vec::new(),
+            warned: HashSet::new(),
+        }
+    }
+
+    fn watch(&mut self, others: &[u32]) {
+        self.others = others
+            .iter()
+            .copied()
+            .filter(|k| !self.interfaces.contains(k) && !self.loopback.contains(k))
+            .collect();
+    }
+
     /// `Some(interface)` when a datagram of peer `from` came in through `interface`, which is
-    /// not the network's; counted in `stats` and logged.
+    /// another network's; counted in `stats` and logged.
     fn foreign(&mut self, from: u32, interface: Option<u32>, stats: &mut NetStats) -> Option<u32> {
-        let k = interface.filter(|k| {
-            !self.interfaces.is_empty() && !self.interfaces.contains(k) && !self.loopback.contains(k)
-        })?;
+        let k = interface.filter(|k| self.others.contains(k))?;
         stats.wrong_interface += 1;
         let count = stats.wrong_interface;
         if self.warned.insert((from, k)) {
             log::warn!(
                 "network {}: datagrams of daemon {from:#x} come in through interface {k}, not one \
-                 of this network's {:?} (crossed cables?); they are not taken as of this network",
+                 of this network's {:?} but another's (crossed cables?); they are not taken as of \
+                 this network",
                 self.network,
                 self.interfaces
             );
@@ -400,16 +423,15 @@ impl NetEndpoint {
             },
             mine.iter().map(|i| i.name.as_str()).collect::<Vec<_>>()
         );
-        let arrival = ArrivalCheck {
-            network: links.network,
-            interfaces: mine.iter().map(|i| i.index).collect(),
-            loopback: all_interfaces
+        let arrival = ArrivalCheck::new(
+            links.network,
+            mine.iter().map(|i| i.index).collect(),
+            all_interfaces
                 .iter()
                 .filter(|i| i.loopback)
                 .map(|i| i.index)
                 .collect(),
-            warned: HashSet::new(),
-        };
+        );
         Ok(NetEndpoint {
             links,
             sockets: sockets.into_iter().map(UdpSocket::from).collect(),
@@ -590,6 +612,12 @@ impl NetEndpoint {
     /// This network's interfaces (empty when unknown).
     pub fn interfaces(&self) -> &[u32] {
         &self.arrival.interfaces
+    }
+
+    /// `interfaces` are those of this daemon's other networks: a peer's datagram coming in
+    /// through one of them (and not through one of this network's) is on the wrong wire.
+    pub fn watch_other_networks(&mut self, interfaces: &[u32]) {
+        self.arrival.watch(interfaces);
     }
 }
 

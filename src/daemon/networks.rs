@@ -86,6 +86,15 @@ impl Networks {
             let network_faults = faults.as_ref().map(|f| f.for_network(l.network));
             endpoints.push(NetEndpoint::open(l, network_faults)?);
         }
+        for e in 0..endpoints.len() {
+            let others: Vec<u32> = endpoints
+                .iter()
+                .enumerate()
+                .filter(|&(o, _)| o != e)
+                .flat_map(|(_, endpoint)| endpoint.interfaces().iter().copied())
+                .collect();
+            endpoints[e].watch_other_networks(&others);
+        }
         let sockets = endpoints
             .iter()
             .enumerate()

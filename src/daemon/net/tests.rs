@@ -1,4 +1,3 @@
-use std::collections::HashSet;
 use std::net::{IpAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -279,16 +278,13 @@ fn a_network_has_the_interfaces_holding_or_containing_its_addresses() {
 
 #[test]
 fn arrivals_through_another_interface_are_foreign_and_counted() {
-    let check = |interfaces: Vec<u32>| ArrivalCheck {
-        network: 1,
-        interfaces,
-        loopback: vec![1],
-        warned: HashSet::new(),
-    };
     let mut stats = NetStats::default();
-    let mut eth1 = check(vec![3]);
-    // Its own interface, loopback (this machine), or no packet information: of the network.
-    for interface in [Some(3), Some(1), None] {
+    // Network 1 is on eth1 (3) and eth2 (4); network 0 on eth0 (2) and eth2; lo is 1.
+    let mut eth1 = ArrivalCheck::new(1, vec![3, 4], vec![1]);
+    eth1.watch(&[2, 4, 1]);
+    // Its own interfaces, loopback (this machine), an interface of no network (routed), or no
+    // packet information: of the network.
+    for interface in [Some(3), Some(4), Some(1), Some(9), None] {
         assert_eq!(eth1.foreign(7, interface, &mut stats), None);
     }
     for from in [7, 7, 8] {
@@ -297,7 +293,8 @@ fn arrivals_through_another_interface_are_foreign_and_counted() {
     assert_eq!(stats.wrong_interface, 3);
     // One warning per peer and interface.
     assert_eq!(eth1.warned.len(), 2);
-    // Interfaces unknown: nothing to check against.
-    assert_eq!(check(Vec::new()).foreign(7, Some(2), &mut stats), None);
+    // One network only: nothing is checked.
+    let mut alone = ArrivalCheck::new(0, vec![2], vec![1]);
+    assert_eq!(alone.foreign(7, Some(3), &mut stats), None);
     assert_eq!(stats.wrong_interface, 3);
 }
