@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use spread::client::membership::{vs_set_members, vs_sets_info};
 use spread::client::{connect, Mailbox};
+use spread::config::virtual_id_from_name;
 use spread::daemon::faults::FAULTS_VAR;
 use spread::wire::name::name_text;
 use spread::wire::{
@@ -568,17 +569,18 @@ fn three_daemons_on_a_bridge_survive_a_crash_and_merge_back() {
 /// another daemon's on the other network: nobody sees a membership change, everyone gets the
 /// same complete sequence, and no receiver waits long. Both cables of one daemon pulled: it
 /// leaves the membership as on one network, and merges back when they return.
+/// The LAN timeouts, but sides of a partition find each other by alive probes every
+/// LookupTimeout (30 s on a LAN): a shorter one makes merges quick.
+const QUICK_MERGE_TIMEOUTS: &str = "TokenTimeout = 1250\nHurryTimeout = 500\nAliveTimeout = 250\n\
+                                    JoinTimeout = 250\nRepTimeout = 625\nSegTimeout = 500\n\
+                                    GatherTimeout = 1250\nFormTimeout = 1250\nLookupTimeout = 2000";
+
 fn ring_over_two_networks(mode: &str) {
     let began = Instant::now();
     let lan = Lan::with_networks(3, 2);
     let dir = TempDir::new("ring-multipath");
     let port = 4803;
-    // Sides of a partition find each other by alive probes every LookupTimeout (30 s on a
-    // LAN): a shorter one makes the merge at the end quick. The others are the LAN ones.
-    let timeouts = "TokenTimeout = 1250\nHurryTimeout = 500\nAliveTimeout = 250\nJoinTimeout = 250\n\
-                    RepTimeout = 625\nSegTimeout = 500\nGatherTimeout = 1250\nFormTimeout = 1250\n\
-                    LookupTimeout = 2000";
-    let options = format!("Multipath = {mode}\n{timeouts}");
+    let options = format!("Multipath = {mode}\n{QUICK_MERGE_TIMEOUTS}");
     let (_, daemons) = lan.start_ours(dir.path(), port, &lan.multipath_config(port, &options));
     wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
     let mut clients = joined_lan_clients(&lan, 3, port, "m");
@@ -637,7 +639,7 @@ fn ring_over_two_networks(mode: &str) {
     for d in &daemons {
         let log = d.log();
         assert!(
-            log.contains("network 0 down") || log.contains("network 1 down"),
+            log.contains("network 0: up -> down") || log.contains("network 1: up -> down"),
             "no link state change logged:\n{log}"
         );
     }
@@ -676,6 +678,109 @@ fn ring_over_two_networks(mode: &str) {
         plugged_at.elapsed()
     );
     exchange(&mut clients, AGREED_MESS, 100);
+}
+
+/// Lines of `daemon`'s log saying that the link to host `peer` on `network` changed state
+/// with `change` (e.g. "up -> down (crossed").
+fn link_changes(lan: &Lan, daemon: &Daemon, peer: usize, network: usize, change: &str) -> usize {
+    let id = virtual_id_from_name(&lan.daemon_name(peer));
+    let prefix = format!("link: daemon {id:#x} network {network}: {change}");
+    daemon.log().lines().filter(|l| l.contains(&prefix)).count()
+}
+
+/// Waits until `done` holds, saying `what` and showing the logs if it never does.
+fn wait_logs(daemons: &[Daemon], what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LIMIT;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} not within {LIMIT:?}:\n{}",
+            daemons
+                .iter()
+                .map(|d| d.log())
+                .collect::<Vec<_>>()
+                .join("\n----\n")
+        );
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// Three daemons on two networks; host 2's cables of the two networks swapped at the bridges.
+/// What host 2 sends on one network arrives on the other's wire and the other way round: the
+/// daemons say so (crossed, from the arrival interface), not just "down". Put back, everything
+/// comes back. Every link state change is logged with its peer, network, old and new state and
+/// reason.
+#[test]
+fn crossed_cables_are_reported_as_crossed_and_recover() {
+    let lan = Lan::with_networks(3, 2);
+    let dir = TempDir::new("ring-crossed");
+    let port = 4803;
+    let options = format!("Multipath = hybrid\n{QUICK_MERGE_TIMEOUTS}");
+    let (_, daemons) = lan.start_ours(dir.path(), port, &lan.multipath_config(port, &options));
+    wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
+    // Each link came up at first contact, once, with no failure before.
+    let others = |i: usize| (0..3).filter(move |&p| p != i);
+    wait_logs(&daemons, "every link heard", || {
+        (0..3).all(|i| {
+            others(i)
+                .all(|p| (0..2).all(|n| link_changes(&lan, &daemons[i], p, n, "unheard -> up (heard)") == 1))
+        })
+    });
+    for (i, d) in daemons.iter().enumerate() {
+        for p in others(i) {
+            for n in 0..2 {
+                assert_eq!(link_changes(&lan, d, p, n, "up -> down"), 0, "{}", d.log());
+            }
+        }
+    }
+
+    lan.cross_cables(2, true);
+    let crossed_at = Instant::now();
+    // Host 2 hears both peers on each network through the other network's interface.
+    let crossed = |d: &Daemon, p: usize, n: usize| {
+        let arrives_on = format!("crossed: its packets arrive on network {}", 1 - n);
+        let id = virtual_id_from_name(&lan.daemon_name(p));
+        let prefix = format!("link: daemon {id:#x} network {n}: ");
+        d.log()
+            .lines()
+            .any(|l| l.contains(&prefix) && l.contains(&arrives_on))
+    };
+    wait_logs(&daemons, "host 2 reporting crossed cables", || {
+        (0..2).all(|p| (0..2).all(|n| crossed(&daemons[2], p, n)))
+    });
+    println!(
+        "crossed cables reported by host 2 after {:?}",
+        crossed_at.elapsed()
+    );
+    // The others see host 2's packets on the wrong interfaces too.
+    wait_logs(&daemons, "hosts 0 and 1 reporting crossed cables", || {
+        (0..2).all(|i| (0..2).any(|n| crossed(&daemons[i], 2, n)))
+    });
+    for d in &daemons {
+        assert!(d.log().contains("come in through interface"), "{}", d.log());
+    }
+    // Host 2 hears nobody on the right wire: it is alone.
+    wait_merged(&[&daemons[0], &daemons[1]], 2);
+    wait_merged(&[&daemons[2]], 1);
+
+    lan.cross_cables(2, false);
+    let uncrossed_at = Instant::now();
+    wait_logs(&daemons, "every link to and from host 2 back up", || {
+        (0..2).all(|n| {
+            (0..2).all(|i| link_changes(&lan, &daemons[i], 2, n, "down -> up (recovered)") >= 1)
+                && (0..2).all(|p| link_changes(&lan, &daemons[2], p, n, "down -> up (recovered)") >= 1)
+        })
+    });
+    println!("links back up after {:?}", uncrossed_at.elapsed());
+    wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
+    let mut clients = joined_lan_clients(&lan, 3, port, "x");
+    exchange(&mut clients, AGREED_MESS, 20);
+    // Links between hosts 0 and 1 never noticed anything.
+    for (i, p) in [(0, 1), (1, 0)] {
+        for n in 0..2 {
+            assert_eq!(link_changes(&lan, &daemons[i], p, n, "up -> down"), 0);
+        }
+    }
 }
 
 #[test]

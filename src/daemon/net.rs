@@ -13,11 +13,22 @@
 //! wildcard; a multicast address is joined on every interface address. Otherwise everything
 //! goes by unicast.
 //!
-//! The arrival interface is not checked (no `IP_PKTINFO`, no `SO_BINDTODEVICE`): a datagram is
-//! taken as of this network when it reaches a socket bound to one of this network's addresses
-//! from a peer's address on this network.
+//! Interfaces: the network's interfaces are those holding this daemon's addresses on it (or,
+//! for an address no interface holds, such as 127.0.0.2, the interface whose subnet contains
+//! it). Every socket reports each datagram's arrival interface (`IP_PKTINFO`,
+//! `IPV6_RECVPKTINFO`). A datagram from a peer that came in through an interface of another of
+//! this daemon's networks (see [`NetEndpoint::watch_other_networks`]), and not of this one, is
+//! not of this network (crossed cables, or a peer on the wrong wire): it is counted
+//! ([`NetStats::wrong_interface`]), logged, and handed on flagged with its interface, so that the
+//! link layer can report crossed cables. Other arrivals pass: through an interface of no network
+//! of ours a datagram is routed (a peer of another segment, through the uplink), and through a
+//! loopback interface it comes from this machine itself (all of 127.0.0.0/8 is on `lo`). With
+//! one network, nothing can be on the wrong wire and nothing is checked. The sending socket
+//! is pinned to the interface of this daemon's address with `IP_UNICAST_IF` (multicast leaves
+//! by `IP_MULTICAST_IF`), not with `SO_BINDTODEVICE`: pinning reception too would make the
+//! kernel drop a crossed datagram unseen, and crossed cables would look like a pulled cable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
@@ -26,7 +37,7 @@ use std::time::Instant;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::faults::{FaultLayer, FaultStats};
-use super::sys::DatagramBatch;
+use super::sys::{self, DatagramBatch, InterfaceAddress};
 use crate::config::{Config, DaemonEntry, Network};
 use crate::ring::Destination;
 
@@ -193,6 +204,34 @@ pub struct Received<'a> {
     /// protocol's to check).
     pub from: u32,
     pub bytes: &'a [u8],
+    /// The interface it came in through when that is none of this network's: then it is not
+    /// of this network, only evidence of crossed cables.
+    pub foreign_interface: Option<u32>,
+}
+
+/// The interfaces of `local` addresses, in `all` (this machine's): the one holding each address,
+/// or else one whose subnet contains it; each interface once.
+pub fn interfaces_of<'a>(local: &[IpAddr], all: &'a [InterfaceAddress]) -> Vec<&'a InterfaceAddress> {
+    let in_subnet = |address: IpAddr, i: &InterfaceAddress| match (address, i.address, i.netmask) {
+        (IpAddr::V4(a), IpAddr::V4(b), Some(IpAddr::V4(m))) => {
+            u32::from(a) & u32::from(m) == u32::from(b) & u32::from(m)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b), Some(IpAddr::V6(m))) => {
+            u128::from(a) & u128::from(m) == u128::from(b) & u128::from(m)
+        }
+        _ => false,
+    };
+    let mut found: Vec<&InterfaceAddress> = Vec::new();
+    for &address in local {
+        let holder = all
+            .iter()
+            .find(|i| i.address == address)
+            .or_else(|| all.iter().find(|i| in_subnet(address, i)));
+        if let Some(i) = holder.filter(|i| found.iter().all(|f| f.index != i.index)) {
+            found.push(i);
+        }
+    }
+    found
 }
 
 /// What went through the endpoint.
@@ -208,7 +247,69 @@ pub struct NetStats {
     pub receive_errors: u64,
     /// Dropped: longer than any daemon packet.
     pub oversized: u64,
+    /// From a peer, through an interface of none of this network's (crossed cables): not taken
+    /// as of this network.
+    pub wrong_interface: u64,
     pub faults: FaultStats,
+}
+
+/// Which interfaces a network's datagrams must not come in through.
+struct ArrivalCheck {
+    network: u8,
+    /// The network's interfaces (empty when they could not be found).
+    interfaces: Vec<u32>,
+    /// Loopback interfaces, through which only this machine's own datagrams come.
+    loopback: Vec<u32>,
+    /// The interfaces of this daemon's other networks, but not of this one nor loopback: a
+    /// peer's datagram through one of them is on the wrong wire.
+    others: Vec<u32>,
+    /// (peer, interface) pairs already warned about: the first datagram of each is worth a
+    /// warning, the rest a debug line now and then.
+    warned: HashSet<(u32, u32)>,
+}
+
+impl ArrivalCheck {
+    fn new(network: u8, interfaces: Vec<u32>, loopback: Vec<u32>) -> ArrivalCheck {
+        ArrivalCheck {
+            network,
+            interfaces,
+            loopback,
+            others: Vec::new(),
+            warned: HashSet::new(),
+        }
+    }
+
+    fn watch(&mut self, others: &[u32]) {
+        self.others = others
+            .iter()
+            .copied()
+            .filter(|k| !self.interfaces.contains(k) && !self.loopback.contains(k))
+            .collect();
+    }
+
+    /// `Some(interface)` when a datagram of peer `from` came in through `interface`, which is
+    /// another network's; counted in `stats` and logged.
+    fn foreign(&mut self, from: u32, interface: Option<u32>, stats: &mut NetStats) -> Option<u32> {
+        let k = interface.filter(|k| self.others.contains(k))?;
+        stats.wrong_interface += 1;
+        let count = stats.wrong_interface;
+        if self.warned.insert((from, k)) {
+            log::warn!(
+                "network {}: datagrams of daemon {from:#x} come in through interface {k}, not one \
+                 of this network's {:?} but another's (crossed cables?); they are not taken as of \
+                 this network",
+                self.network,
+                self.interfaces
+            );
+        } else if count.is_power_of_two() {
+            log::debug!(
+                "network {}: {count} datagrams through wrong interfaces (latest: daemon {from:#x}, \
+                 interface {k})",
+                self.network
+            );
+        }
+        Some(k)
+    }
 }
 
 /// The open sockets of [`Links`] and the send and receive paths over them.
@@ -219,6 +320,7 @@ pub struct NetEndpoint {
     /// Source address of a datagram -> the daemon that sends from it.
     senders: HashMap<SocketAddr, u32>,
     own_sources: Vec<SocketAddr>,
+    arrival: ArrivalCheck,
     faults: Option<FaultLayer>,
     stats: NetStats,
     batch: DatagramBatch,
@@ -229,6 +331,7 @@ fn udp_socket(address: SocketAddr) -> io::Result<Socket> {
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
     }
+    sys::report_arrival_interface(socket.as_raw_fd(), address.is_ipv6())?;
     // Best effort: a smaller buffer only means more loss under bursts.
     if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
         log::warn!("SO_RCVBUF on {address}: {e}");
@@ -249,6 +352,13 @@ fn bind(socket: &Socket, address: SocketAddr) -> io::Result<()> {
 impl NetEndpoint {
     /// Opens the sockets of `links`; `faults` is the test-only fault layer, if any.
     pub fn open(links: Links, faults: Option<FaultLayer>) -> io::Result<NetEndpoint> {
+        let all_interfaces = sys::interface_addresses().unwrap_or_else(|e| {
+            log::warn!("cannot list interfaces ({e}): arrival interfaces are not checked");
+            Vec::new()
+        });
+        let mine = interfaces_of(&links.local, &all_interfaces);
+        // The interface of the address that sends.
+        let sending = interfaces_of(&links.local[..1], &all_interfaces).first().copied();
         let mut sockets = Vec::new();
         for &local in &links.local {
             let socket = udp_socket(SocketAddr::new(local, links.port))?;
@@ -274,11 +384,20 @@ impl NetEndpoint {
                     }
                 }
                 SegmentCast::Multicast(IpAddr::V6(m)) => {
-                    // The interface index is not in the configuration: the routing table picks.
-                    Self::join(&links, receiver.join_multicast_v6(&m, 0), group)?;
+                    // Without a known interface (index 0) the routing table picks.
+                    for index in mine.iter().map(|i| i.index).chain(mine.is_empty().then_some(0)) {
+                        Self::join(&links, receiver.join_multicast_v6(&m, index), group)?;
+                    }
+                    if let Some(interface) = sending {
+                        sockets[0].set_multicast_if_v6(interface.index)?;
+                    }
                 }
             }
             sockets.push(receiver);
+        }
+        // Loopback has nowhere else to send.
+        if let Some(interface) = sending.filter(|i| !i.loopback) {
+            Self::pin(&links, &sockets[0], interface);
         }
         let mut senders = HashMap::new();
         for peer in &links.peers {
@@ -292,7 +411,7 @@ impl NetEndpoint {
             .map(|&a| SocketAddr::new(a, links.port))
             .collect();
         log::info!(
-            "daemon network {}: UDP port {} on {:?}, {} peers, {}",
+            "daemon network {}: UDP port {} on {:?}, {} peers, {}; interfaces {:?}",
             links.network,
             links.port,
             links.local,
@@ -301,17 +420,41 @@ impl NetEndpoint {
                 Some(SegmentCast::Broadcast(a)) => format!("segment broadcast {a}"),
                 Some(SegmentCast::Multicast(a)) => format!("segment multicast {a}"),
                 None => "unicast only".to_string(),
-            }
+            },
+            mine.iter().map(|i| i.name.as_str()).collect::<Vec<_>>()
+        );
+        let arrival = ArrivalCheck::new(
+            links.network,
+            mine.iter().map(|i| i.index).collect(),
+            all_interfaces
+                .iter()
+                .filter(|i| i.loopback)
+                .map(|i| i.index)
+                .collect(),
         );
         Ok(NetEndpoint {
             links,
             sockets: sockets.into_iter().map(UdpSocket::from).collect(),
             senders,
             own_sources,
+            arrival,
             faults,
             stats: NetStats::default(),
             batch: DatagramBatch::new(RECEIVE_BATCH, MAX_DATAGRAM),
         })
+    }
+
+    /// Makes what `sender` sends leave through `interface`, whatever the routing table says.
+    /// Best effort: the routing table is usually right.
+    fn pin(links: &Links, sender: &Socket, interface: &InterfaceAddress) {
+        match sys::send_through_interface(sender.as_raw_fd(), links.local[0].is_ipv6(), interface.index) {
+            Ok(()) => log::debug!("network {}: sending through {}", links.network, interface.name),
+            Err(e) => log::info!(
+                "network {}: cannot pin sending to {} ({e}); the routing table decides",
+                links.network,
+                interface.name
+            ),
+        }
     }
 
     fn join(links: &Links, result: io::Result<()>, group: SocketAddr) -> io::Result<()> {
@@ -430,16 +573,22 @@ impl NetEndpoint {
                 }
             };
             for i in 0..n {
-                let (source, bytes, cut) = self.batch.datagram(i);
+                let datagram = self.batch.datagram(i);
+                let (source, bytes) = (datagram.source, datagram.bytes);
                 let from = source.and_then(|s| self.senders.get(&s).copied());
                 match from {
-                    Some(_) if cut => self.stats.oversized += 1,
+                    Some(_) if datagram.cut => self.stats.oversized += 1,
                     Some(from) => {
-                        self.stats.received += 1;
+                        let foreign_interface =
+                            self.arrival.foreign(from, datagram.interface, &mut self.stats);
+                        if foreign_interface.is_none() {
+                            self.stats.received += 1;
+                        }
                         deliver(Received {
                             network: self.links.network,
                             from,
                             bytes,
+                            foreign_interface,
                         });
                     }
                     None if source.is_some_and(|s| self.own_sources.contains(&s)) => self.stats.own += 1,
@@ -458,6 +607,17 @@ impl NetEndpoint {
             }
         }
         read
+    }
+
+    /// This network's interfaces (empty when unknown).
+    pub fn interfaces(&self) -> &[u32] {
+        &self.arrival.interfaces
+    }
+
+    /// `interfaces` are those of this daemon's other networks: a peer's datagram coming in
+    /// through one of them (and not through one of this network's) is on the wrong wire.
+    pub fn watch_other_networks(&mut self, interfaces: &[u32]) {
+        self.arrival.watch(interfaces);
     }
 }
 

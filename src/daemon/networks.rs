@@ -6,7 +6,9 @@
 //! goes through [`LinkLayer::on_send`], which picks the networks; each gets a copy re-stamped
 //! with its network id. Each datagram read goes through [`LinkLayer::on_receive`] with the
 //! network of the socket it came on; only the first copy of a transmission reaches the node.
-//! The link layer's probes go by unicast on their network.
+//! A datagram that came in through another network's interface goes to
+//! [`LinkLayer::arrived_elsewhere`] instead (crossed cables), never to the node. The link
+//! layer's probes go by unicast on their network.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -84,6 +86,15 @@ impl Networks {
             let network_faults = faults.as_ref().map(|f| f.for_network(l.network));
             endpoints.push(NetEndpoint::open(l, network_faults)?);
         }
+        for e in 0..endpoints.len() {
+            let others: Vec<u32> = endpoints
+                .iter()
+                .enumerate()
+                .filter(|&(o, _)| o != e)
+                .flat_map(|(_, endpoint)| endpoint.interfaces().iter().copied())
+                .collect();
+            endpoints[e].watch_other_networks(&others);
+        }
         let sockets = endpoints
             .iter()
             .enumerate()
@@ -149,16 +160,30 @@ impl Networks {
     /// with the network it came on; the link layer's own packets are handled here.
     pub fn receive(&mut self, now: Time, k: usize, deliver: &mut dyn FnMut(u8, &[u8])) {
         let (e, s) = self.sockets[k];
-        let endpoint = &mut self.endpoints[e];
+        let (before, rest) = self.endpoints.split_at_mut(e);
+        let (endpoint, after) = rest.split_first_mut().expect("socket of an endpoint");
         match self.link.as_mut() {
             None => {
-                endpoint.receive(s, &mut |d| deliver(d.network, d.bytes));
+                endpoint.receive(s, &mut |d| {
+                    if d.foreign_interface.is_none() {
+                        deliver(d.network, d.bytes)
+                    }
+                });
             }
             Some(m) => {
                 let (layer, out) = (&mut m.layer, &mut m.out);
-                endpoint.receive(s, &mut |d| {
-                    if let link::Received::Ring(packet) = layer.on_receive(now, d.network, d.bytes, out) {
-                        deliver(d.network, packet.bytes)
+                let others = || before.iter().chain(after.iter());
+                endpoint.receive(s, &mut |d| match d.foreign_interface {
+                    None => {
+                        if let link::Received::Ring(packet) = layer.on_receive(now, d.network, d.bytes, out) {
+                            deliver(d.network, packet.bytes)
+                        }
+                    }
+                    Some(interface) => {
+                        let elsewhere = others().find(|o| o.interfaces().contains(&interface));
+                        if let Some(o) = elsewhere {
+                            layer.arrived_elsewhere(now, d.network, o.links().network, d.bytes, out);
+                        }
                     }
                 });
                 Self::send_probes(&mut self.endpoints, m);

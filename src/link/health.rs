@@ -46,6 +46,39 @@ pub enum Reason {
     Fault(Fault),
     /// Good both ways for the whole hold time.
     Recovered,
+    /// First good reception both ways since this daemon started.
+    Heard,
+}
+
+impl Reason {
+    /// A short name for logs and JSON: a fault's name, `recovered` or `heard`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reason::Fault(f) => f.name(),
+            Reason::Recovered => "recovered",
+            Reason::Heard => "heard",
+        }
+    }
+}
+
+/// Where a link stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not yet heard both ways since this daemon started: not used, but nothing failed.
+    Unheard,
+    Up,
+    Down,
+}
+
+impl LinkState {
+    /// `unheard`, `up` or `down`, for logs and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Unheard => "unheard",
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +108,9 @@ pub struct LinkCounters {
     pub probes_sent: u64,
     pub probes_received: u64,
     pub acks_received: u64,
+    /// Comebacks after a failure (the first contact is none).
     pub ups: u64,
+    /// Failures.
     pub downs: u64,
 }
 
@@ -89,7 +124,8 @@ pub(super) struct PeerView {
 #[derive(Debug)]
 pub(super) struct Link {
     pub network: u8,
-    last_heard: Time,
+    /// `None` until anything valid from the peer arrived here.
+    last_heard: Option<Time>,
     /// The last arrival was a ring packet (traffic flows here), not a probe.
     last_was_ring: bool,
     miss_streak: u32,
@@ -106,7 +142,7 @@ pub(super) struct Link {
     pub last_probe: Option<Time>,
     pub next_seq: u32,
     pub rtt: Option<Duration>,
-    up: bool,
+    state: LinkState,
     reenabled_at: Option<Time>,
     damped: bool,
     reception: Reception,
@@ -123,13 +159,15 @@ pub(super) struct Change {
     /// How we hear the peer changed: worth telling it at once.
     pub reception: bool,
     pub state: bool,
+    /// A link that stays down has another fault now (e.g. silent, then crossed): `Some(old)`.
+    pub fault_of_down: Option<Fault>,
 }
 
 impl Link {
-    pub(super) fn new(network: u8, now: Time) -> Link {
+    pub(super) fn new(network: u8) -> Link {
         Link {
             network,
-            last_heard: now,
+            last_heard: None,
             last_was_ring: false,
             miss_streak: 0,
             history: 0,
@@ -141,10 +179,10 @@ impl Link {
             last_probe: None,
             next_seq: 0,
             rtt: None,
-            up: true,
+            state: LinkState::Unheard,
             reenabled_at: None,
             damped: false,
-            reception: Reception::Good,
+            reception: Reception::Silent,
             bad_since: None,
             fault: None,
             counters: LinkCounters::default(),
@@ -153,10 +191,14 @@ impl Link {
     }
 
     pub(super) fn is_up(&self) -> bool {
-        self.up
+        self.state == LinkState::Up
     }
 
-    pub(super) fn last_heard(&self) -> Time {
+    pub(super) fn state(&self) -> LinkState {
+        self.state
+    }
+
+    pub(super) fn last_heard(&self) -> Option<Time> {
         self.last_heard
     }
 
@@ -189,10 +231,10 @@ impl Link {
 
     /// Something valid from the peer arrived here.
     pub(super) fn heard(&mut self, now: Time, ring: bool, params: &LinkParams) {
-        if self.run_start.is_none() || now.since(self.last_heard) > params.recovery_gap {
+        if self.run_start.is_none() || self.quiet(now) > params.recovery_gap {
             self.run_start = Some(now);
         }
-        self.last_heard = now;
+        self.last_heard = Some(now);
         self.last_was_ring = ring;
     }
 
@@ -206,6 +248,11 @@ impl Link {
         } else {
             self.miss_streak = 0;
         }
+    }
+
+    /// How long nothing arrived here (forever when nothing ever did).
+    fn quiet(&self, now: Time) -> Duration {
+        self.last_heard.map_or(Duration::MAX, |t| now.since(t))
     }
 
     pub(super) fn crossed(&mut self, now: Time, arrives_on: u8) {
@@ -241,7 +288,7 @@ impl Link {
         ReportEntry {
             network: self.network,
             reception: self.reception,
-            up: self.up,
+            up: self.is_up(),
             loss_permille: self.loss_permille(),
             good_ms: self.good_ms(now),
         }
@@ -252,7 +299,7 @@ impl Link {
         if self.crossed.is_some_and(|(at, _)| now < at + params.idle_silence) {
             return Reception::Crossed;
         }
-        let quiet = now.since(self.last_heard);
+        let quiet = self.quiet(now);
         if quiet >= params.idle_silence
             || (self.last_was_ring && heard_elsewhere && quiet >= params.busy_silence)
         {
@@ -261,7 +308,7 @@ impl Link {
         // The loss window fails a link in use; a failed one comes back by an unbroken run of
         // arrivals, whatever its old losses.
         if self.miss_streak >= params.miss_limit
-            || (self.up && self.loss_permille() >= params.loss_limit_permille)
+            || (self.is_up() && self.loss_permille() >= params.loss_limit_permille)
         {
             return Reception::Lossy;
         }
@@ -309,35 +356,70 @@ impl Link {
         let mut change = Change {
             reception: reception != self.reception,
             state: false,
+            fault_of_down: None,
         };
         self.reception = reception;
-        self.fault = fault;
-        if fault.is_some() || now.since(self.last_heard) > params.recovery_gap {
+        if fault.is_some() || self.quiet(now) > params.recovery_gap {
             self.run_start = None;
         }
-        if self.up {
-            if let Some(fault) = fault {
-                self.up = false;
+        match (self.state, fault) {
+            (LinkState::Up, Some(fault)) => {
                 // Failing again soon after coming back is flapping: come back slowly.
                 self.damped = self
                     .reenabled_at
                     .is_some_and(|t| now.since(t) < params.damping_period);
-                self.counters.downs += 1;
-                self.record(now, false, Reason::Fault(fault));
+                self.fail(now, fault);
                 change.state = true;
             }
-        } else if fault.is_none() && self.ready_to_recover(now, params) {
-            self.up = true;
-            self.reenabled_at = Some(now);
-            self.damped = false;
-            // Old misses must not fail the link again at once.
-            self.history = 0;
-            self.miss_streak = 0;
-            self.counters.ups += 1;
-            self.record(now, true, Reason::Recovered);
-            change.state = true;
+            // Crossed cables are a fault from the start; anything else only means that the
+            // peer has not been heard both ways yet (it may not run yet).
+            (LinkState::Unheard, Some(fault @ Fault::Crossed { .. })) => {
+                self.fail(now, fault);
+                change.state = true;
+            }
+            (LinkState::Unheard, None) if self.peer_hears_us(now, params) => {
+                // The first contact: no hold time, and it is no "came back" for damping.
+                self.come_up(now, Reason::Heard);
+                change.state = true;
+            }
+            (LinkState::Down, None) if self.ready_to_recover(now, params) => {
+                self.reenabled_at = Some(now);
+                self.damped = false;
+                self.counters.ups += 1;
+                self.come_up(now, Reason::Recovered);
+                change.state = true;
+            }
+            _ => {}
+        }
+        let old = self.fault;
+        self.fault = match self.state {
+            LinkState::Unheard => None,
+            LinkState::Up | LinkState::Down => fault,
+        };
+        if !change.state && self.state == LinkState::Down && self.fault.is_some() && self.fault != old {
+            change.fault_of_down = old;
         }
         change
+    }
+
+    fn fail(&mut self, now: Time, fault: Fault) {
+        self.state = LinkState::Down;
+        self.counters.downs += 1;
+        self.record(now, false, Reason::Fault(fault));
+    }
+
+    fn come_up(&mut self, now: Time, reason: Reason) {
+        self.state = LinkState::Up;
+        // Old misses must not fail the link again at once.
+        self.history = 0;
+        self.miss_streak = 0;
+        self.record(now, true, reason);
+    }
+
+    /// The peer's fresh report says it hears us well.
+    fn peer_hears_us(&self, now: Time, params: &LinkParams) -> bool {
+        self.fresh_view(now, params)
+            .is_some_and(|v| v.entry.reception == Reception::Good)
     }
 
     /// Good reception for the hold time, and the peer has heard us well for the base hold.
@@ -359,14 +441,17 @@ impl Link {
     /// The first time after `after` when this link's health may change with nothing arriving.
     pub(super) fn next_deadline(&self, after: Time, params: &LinkParams) -> Option<Time> {
         let confirm = self.bad_since.map(|s| s + params.idle_silence);
-        let candidates = if self.up {
-            [
-                Some(self.last_heard + params.idle_silence),
-                self.last_was_ring.then(|| self.last_heard + params.busy_silence),
+        let candidates = match self.state {
+            LinkState::Up => [
+                self.last_heard.map(|t| t + params.idle_silence),
+                self.last_heard
+                    .filter(|_| self.last_was_ring)
+                    .map(|t| t + params.busy_silence),
                 confirm,
-            ]
-        } else {
-            [self.run_start.map(|s| s + self.hold(params)), confirm, None]
+            ],
+            LinkState::Down => [self.run_start.map(|s| s + self.hold(params)), confirm, None],
+            // Comes up on an arrival, which is evaluated at once.
+            LinkState::Unheard => [None; 3],
         };
         candidates.into_iter().flatten().filter(|&t| t > after).min()
     }

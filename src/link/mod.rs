@@ -15,7 +15,10 @@
 //! the others, token copies older than one already seen from the same sender, packets whose
 //! claimed network is not the one they arrived on (crossed cables), and probes (consumed here).
 //!
-//! Health is tracked per peer and network ("link"). A link fails when copies that arrived
+//! Health is tracked per peer and network ("link"). A link starts [`LinkState::Unheard`]: not
+//! used, and not failed either (the peer may simply not run yet); the first good reception
+//! both ways brings it up at once, with no hold time, and does not count as coming back (see
+//! damping below). Only crossed cables fail a link not heard yet. A link that is up fails when copies that arrived
 //! elsewhere miss it ([`LinkParams::miss_limit`] in a row, or [`LinkParams::loss_limit_permille`]
 //! of the last 64), when it falls silent while the peer's traffic arrives elsewhere
 //! ([`LinkParams::busy_silence`]), or when it is silent at all for [`LinkParams::idle_silence`]:
@@ -38,9 +41,10 @@
 //!   configuration hash; the ring's `Setup::network` may be any of them (copies are re-stamped);
 //! - for each datagram the ring outputs: `on_send(now, to, bytes)`, then one copy per returned
 //!   network, re-stamped, to `to`'s address on that network (the segment address for `All`);
-//! - for each datagram read on network `n` (the socket's network, checked with `IP_PKTINFO`):
-//!   `on_receive(now, n, bytes, &mut out)`; a [`Received::Ring`] packet goes to the ring as
-//!   `Input::Packet { network: n, packet }`;
+//! - for each datagram read on network `n` (the socket's network; the daemon drops one that came
+//!   in through an interface of another network, and reports it with
+//!   [`LinkLayer::arrived_elsewhere`]): `on_receive(now, n, bytes, &mut out)`; a
+//!   [`Received::Ring`] packet goes to the ring as `Input::Packet { network: n, packet }`;
 //! - when [`LinkLayer::next_deadline`] comes: [`LinkLayer::handle_timer`];
 //! - after either, each of `out.sends()` goes to that peer's address on that network;
 //! - the monitor reads [`LinkLayer::status`] ([`Status::to_json`], [`Status::health`]).
@@ -58,7 +62,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-pub use health::{Fault, LinkCounters, Reason, Transition, TRANSITIONS_KEPT};
+pub use health::{Fault, LinkCounters, LinkState, Reason, Transition, TRANSITIONS_KEPT};
 pub use netset::NetSet;
 pub use status::{Drops, Health, LinkStatus, Status};
 
@@ -249,6 +253,34 @@ impl PeerState {
     }
 }
 
+/// Every state change is logged: at warn when a link fails, at info otherwise.
+fn log_transition(peer: u32, link: &Link, before: LinkState) {
+    let Some(t) = link.transitions().last() else {
+        return;
+    };
+    let level = if t.up { log::Level::Info } else { log::Level::Warn };
+    let detail = match t.reason {
+        Reason::Fault(f) => crossed_detail(f),
+        Reason::Recovered | Reason::Heard => String::new(),
+    };
+    log::log!(
+        level,
+        "link: daemon {peer:#x} network {}: {} -> {} ({}{detail})",
+        link.network,
+        before.name(),
+        link.state().name(),
+        t.reason.name()
+    );
+}
+
+/// Where a crossed link's packets arrive, for logs.
+fn crossed_detail(fault: Fault) -> String {
+    match fault {
+        Fault::Crossed { arrives_on } => format!(": its packets arrive on network {arrives_on}"),
+        _ => String::new(),
+    }
+}
+
 /// One daemon's multipath link layer. See the module documentation.
 #[derive(Debug)]
 pub struct LinkLayer {
@@ -298,7 +330,7 @@ impl LinkLayer {
             peers.push(PeerState {
                 id: peer.id,
                 networks: shared,
-                links: shared.iter().map(|n| Link::new(n, now)).collect(),
+                links: shared.iter().map(Link::new).collect(),
                 last_token: None,
                 report_number: None,
                 report_at: None,
@@ -443,15 +475,59 @@ impl LinkLayer {
         }
         let index = self.peer_index(sender).ok_or(DropReason::Stranger)?;
         if claimed != arrival {
-            let peer = &mut self.peers[index];
-            if let Some(l) = peer.link(claimed) {
-                peer.links[l].crossed(now, arrival);
-                self.evaluate_peer(now, index, out);
-            }
-            return Err(DropReason::Crossed { claimed });
+            return Err(self.crossed(now, index, claimed, arrival, out));
         }
         let link = self.peers[index].link(arrival).ok_or(DropReason::WrongNetwork)?;
         Ok((index, link))
+    }
+
+    /// Peer `index`'s packet for network `claimed` arrived on network `arrival`.
+    fn crossed(
+        &mut self,
+        now: Time,
+        index: usize,
+        claimed: u8,
+        arrival: u8,
+        out: &mut LinkOutputs,
+    ) -> DropReason {
+        let peer = &mut self.peers[index];
+        if let Some(l) = peer.link(claimed) {
+            peer.links[l].crossed(now, arrival);
+            self.evaluate_peer(now, index, out);
+        }
+        DropReason::Crossed { claimed }
+    }
+
+    /// A datagram read on network `network`'s socket came in through an interface of network
+    /// `arrival` (the daemon checks arrival interfaces): from a peer, it is evidence of crossed
+    /// cables on `network`, as a packet claiming `network` arriving on `arrival` is. Never for
+    /// the ring; returns why it is dropped.
+    pub fn arrived_elsewhere(
+        &mut self,
+        now: Time,
+        network: u8,
+        arrival: u8,
+        bytes: &[u8],
+        out: &mut LinkOutputs,
+    ) -> DropReason {
+        let origin = if probe::is_link_packet(bytes) {
+            probe::decode(bytes).ok().map(|p| (p.config_hash, p.sender))
+        } else {
+            decode(bytes)
+                .ok()
+                .map(|p| (p.header.config_hash, p.header.sender))
+        };
+        let reason = match origin {
+            None => DropReason::Malformed,
+            Some((hash, _)) if hash != self.config_hash => DropReason::OtherConfiguration,
+            Some((_, sender)) if sender == self.me => DropReason::Own,
+            Some((_, sender)) => match self.peer_index(sender) {
+                None => DropReason::Stranger,
+                Some(index) => self.crossed(now, index, network, arrival, out),
+            },
+        };
+        self.drops.count(reason);
+        reason
     }
 
     fn receive_ring<'a>(
@@ -673,15 +749,26 @@ impl LinkLayer {
         for l in 0..peer.links.len() {
             let heard = peer.links[l].last_heard();
             let heard_elsewhere = peer.links.iter().any(|o| o.last_heard() > heard);
+            let before = peer.links[l].state();
             let change = peer.links[l].evaluate(now, heard_elsewhere, &self.params);
+            let link = &peer.links[l];
             if change.state {
-                let link = &peer.links[l];
-                log::info!(
-                    "link: daemon {:#x} network {} {} ({})",
+                log_transition(peer.id, link, before);
+            }
+            if let (Some(old), Some(new)) = (change.fault_of_down, link.fault()) {
+                // Crossed cables need a hand; other changes of a dead link's symptoms do not.
+                let level = match new {
+                    Fault::Crossed { .. } => log::Level::Warn,
+                    _ => log::Level::Debug,
+                };
+                log::log!(
+                    level,
+                    "link: daemon {:#x} network {}: still down, {} -> {}{}",
                     peer.id,
                     link.network,
-                    if link.is_up() { "up" } else { "down" },
-                    link.fault().map_or("recovered", |f| f.name())
+                    old.name(),
+                    new.name(),
+                    crossed_detail(new)
                 );
             }
             urgent |= change.reception || change.state;
@@ -747,6 +834,7 @@ impl LinkLayer {
                 links.push(LinkStatus {
                     peer: peer.id,
                     network: link.network,
+                    state: link.state(),
                     up: link.is_up(),
                     usable: usable.contains(link.network),
                     fault: link.fault(),

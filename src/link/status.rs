@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{DropReason, Fault, LinkCounters, NetSet, Reason, Transition};
+use super::{DropReason, Fault, LinkCounters, LinkState, NetSet, Reason, Transition};
 use crate::config::MultipathMode;
 
 /// Incoming datagrams that did not reach the ring, by reason.
@@ -40,7 +40,10 @@ impl Drops {
 pub struct LinkStatus {
     pub peer: u32,
     pub network: u8,
-    /// This daemon's decision.
+    /// This daemon's decision; [`LinkState::Unheard`] until the peer was first heard here
+    /// both ways (a link that has not failed, and is not used yet).
+    pub state: LinkState,
+    /// `state` is [`LinkState::Up`].
     pub up: bool,
     /// Up here and at the peer: traffic uses it.
     pub usable: bool,
@@ -96,6 +99,8 @@ fn mode_name(mode: MultipathMode) -> &'static str {
 }
 
 impl Status {
+    /// The verdict over every link. A link not heard yet is not usable: a daemon that has just
+    /// started is at [`Health::LastNetwork`] until its peers answer its first probes.
     pub fn health(&self) -> Health {
         let mut health = Health::AllUp;
         let mut rest = &self.links[..];
@@ -168,13 +173,14 @@ fn link_json(j: &mut String, l: &LinkStatus) {
     let c = &l.counters;
     let _ = write!(
         j,
-        "{{\"peer\":{},\"network\":{},\"up\":{},\"usable\":{},\"fault\":{},\"damped\":{},\
+        "{{\"peer\":{},\"network\":{},\"state\":\"{}\",\"up\":{},\"usable\":{},\"fault\":{},\"damped\":{},\
          \"rtt_us\":{},\"loss_permille\":{},\"peer_loss_permille\":{},\"packets\":{},\"tokens\":{},\
          \"duplicates\":{},\"stale\":{},\"crossed\":{},\"missed\":{},\"copies_sent\":{},\
          \"probes_sent\":{},\"probes_received\":{},\"acks_received\":{},\"ups\":{},\"downs\":{},\
          \"transitions\":[",
         l.peer,
         l.network,
+        l.state.name(),
         l.up,
         l.usable,
         fault_json(l.fault),
@@ -200,8 +206,8 @@ fn link_json(j: &mut String, l: &LinkStatus) {
             j.push(',');
         }
         let reason = match t.reason {
-            Reason::Recovered => "{\"kind\":\"recovered\"}".to_string(),
             Reason::Fault(f) => fault_json(Some(f)),
+            Reason::Recovered | Reason::Heard => format!("{{\"kind\":\"{}\"}}", t.reason.name()),
         };
         let _ = write!(
             j,

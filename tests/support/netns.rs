@@ -164,6 +164,29 @@ impl Lan {
         ip(&["-n", &self.hub, "link", "set", &format!("v{j}-{i}"), state]);
     }
 
+    /// Crosses (`true`) or uncrosses (`false`) host `i`'s cables of networks 0 and 1: its
+    /// `eth0` goes to bridge `br1` and its `eth1` to `br0`, or back. As on a real re-cabling,
+    /// the host's interfaces lose their carrier for a moment; then every host forgets the
+    /// link-layer addresses it had learned, as it would within a minute by itself (ARP entries
+    /// time out), so that traffic follows the new wiring at once.
+    pub fn cross_cables(&self, i: usize, crossed: bool) {
+        assert!(self.networks >= 2);
+        let (ports, bridges) = ([format!("v0-{i}"), format!("v1-{i}")], ["br0", "br1"]);
+        for port in &ports {
+            ip(&["-n", &self.hub, "link", "set", port, "down"]);
+        }
+        for (j, port) in ports.iter().enumerate() {
+            let bridge = bridges[if crossed { 1 - j } else { j }];
+            ip(&["-n", &self.hub, "link", "set", port, "master", bridge]);
+        }
+        for port in &ports {
+            ip(&["-n", &self.hub, "link", "set", port, "up"]);
+        }
+        for host in &self.hosts {
+            ip(&["-n", host, "neigh", "flush", "all"]);
+        }
+    }
+
     /// The words that run a program in host `i`: `ip netns exec NS` (it execs the program, so
     /// the child's pid is the program's).
     pub fn exec_prefix(&self, i: usize) -> Vec<OsString> {

@@ -141,7 +141,7 @@ fn collect(endpoint: &mut NetEndpoint, want: usize, limit: Duration) -> Vec<(u32
         let sockets = endpoint.raw_fds().count();
         for i in 0..sockets {
             endpoint.receive(i, &mut |r| {
-                assert_eq!(r.network, SEGMENT_NETWORK);
+                assert_eq!((r.network, r.foreign_interface), (SEGMENT_NETWORK, None));
                 got.push((r.from, r.bytes.to_vec()))
             });
         }
@@ -186,6 +186,9 @@ fn two_endpoints_on_loopback_exchange_datagrams() {
     );
     assert_eq!(d1.stats().unknown_sender, 2);
     assert_eq!(d1.stats().received, 2);
+    // Both on lo (127.0.0.2 by lo's subnet): arrivals through it are this network's.
+    assert_eq!((d1.interfaces().len(), d2.interfaces()), (1, d1.interfaces()));
+    assert_eq!((d1.stats().wrong_interface, d2.stats().wrong_interface), (0, 0));
 }
 
 #[test]
@@ -240,4 +243,58 @@ fn faults_hold_datagrams_until_due() {
     .unwrap();
     lossy.send_all(b"gone");
     assert_eq!((lossy.stats().sent, lossy.stats().faults.dropped), (0, 1));
+}
+
+#[test]
+fn a_network_has_the_interfaces_holding_or_containing_its_addresses() {
+    let interface = |address: &str, netmask: &str, index: u32, name: &str| InterfaceAddress {
+        address: ip(address),
+        netmask: Some(ip(netmask)),
+        index,
+        name: name.to_string(),
+        loopback: name == "lo",
+    };
+    let all = [
+        interface("127.0.0.1", "255.0.0.0", 1, "lo"),
+        interface("10.77.0.3", "255.255.255.0", 2, "eth0"),
+        interface("10.78.0.3", "255.255.255.0", 3, "eth1"),
+        interface("10.78.0.9", "255.255.255.0", 3, "eth1"),
+        interface("fd00::3", "ffff:ffff:ffff:ffff::", 3, "eth1"),
+    ];
+    let names = |local: &[&str]| -> Vec<&str> {
+        let local: Vec<IpAddr> = local.iter().map(|a| ip(a)).collect();
+        interfaces_of(&local, &all)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect()
+    };
+    assert_eq!(names(&["10.77.0.3"]), ["eth0"]);
+    assert_eq!(names(&["10.78.0.9", "10.78.0.3", "fd00::3"]), ["eth1"]);
+    // 127.0.0.2 is nobody's address, but lo's subnet holds it.
+    assert_eq!(names(&["127.0.0.2"]), ["lo"]);
+    assert_eq!(names(&["10.77.0.3", "10.78.0.3"]), ["eth0", "eth1"]);
+    assert!(names(&["192.168.1.1"]).is_empty());
+}
+
+#[test]
+fn arrivals_through_another_interface_are_foreign_and_counted() {
+    let mut stats = NetStats::default();
+    // Network 1 is on eth1 (3) and eth2 (4); network 0 on eth0 (2) and eth2; lo is 1.
+    let mut eth1 = ArrivalCheck::new(1, vec![3, 4], vec![1]);
+    eth1.watch(&[2, 4, 1]);
+    // Its own interfaces, loopback (this machine), an interface of no network (routed), or no
+    // packet information: of the network.
+    for interface in [Some(3), Some(4), Some(1), Some(9), None] {
+        assert_eq!(eth1.foreign(7, interface, &mut stats), None);
+    }
+    for from in [7, 7, 8] {
+        assert_eq!(eth1.foreign(from, Some(2), &mut stats), Some(2));
+    }
+    assert_eq!(stats.wrong_interface, 3);
+    // One warning per peer and interface.
+    assert_eq!(eth1.warned.len(), 2);
+    // One network only: nothing is checked.
+    let mut alone = ArrivalCheck::new(0, vec![2], vec![1]);
+    assert_eq!(alone.foreign(7, Some(3), &mut stats), None);
+    assert_eq!(stats.wrong_interface, 3);
 }
