@@ -87,14 +87,6 @@ pub struct Status {
     pub drops: Drops,
 }
 
-fn mode_name(mode: MultipathMode) -> &'static str {
-    match mode {
-        MultipathMode::Active => "active",
-        MultipathMode::Passive => "passive",
-        MultipathMode::Hybrid => "hybrid",
-    }
-}
-
 impl Status {
     pub fn health(&self) -> Health {
         let mut health = Health::AllUp;
@@ -122,7 +114,7 @@ impl Status {
             j,
             "{{\"me\":{},\"mode\":\"{}\",\"networks\":[{}],\"health\":{},\"links\":[",
             self.me,
-            mode_name(self.mode),
+            self.mode.name(),
             networks.join(","),
             self.health().exit_code()
         );
