@@ -12,6 +12,7 @@ use spread::daemon::net::Links;
 use spread::daemon::networks::link_setup;
 use spread::daemon::{local_addresses, run, socket_dir_from_env, AuthPolicy, Settings};
 use spread::membership::Params;
+use spread::monitor::Identity;
 use spread::node::Setup as NodeSetup;
 
 const USAGE: &str = "Usage: spread\n\
@@ -111,6 +112,7 @@ fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
         },
         links: Links::all_from_config(config, seg, idx),
         multipath: link_setup(config, seg, idx),
+        monitor: Identity::from_config(config, seg, idx),
     })
 }
 

@@ -28,6 +28,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::faults::{FaultLayer, FaultStats};
 use super::sys::DatagramBatch;
 use crate::config::{Config, DaemonEntry, Network};
+use crate::monitor::query;
 use crate::ring::Destination;
 
 /// The network id of the segments; extra networks are 1, 2, ... in configuration order.
@@ -400,6 +401,16 @@ impl NetEndpoint {
         }
     }
 
+    /// Answers a monitor query read on socket `index`, from that socket, so that the answer
+    /// comes from the address asked (the segment-cast socket, bound to a broadcast or
+    /// multicast address, leaves answering to the first one).
+    pub fn reply(&self, index: usize, to: SocketAddr, bytes: &[u8]) {
+        let socket = if index < self.links.local.len() { index } else { 0 };
+        if let Err(e) = self.sockets[socket].send_to(bytes, to) {
+            log::debug!("monitor reply of {} bytes to {to}: {e}", bytes.len());
+        }
+    }
+
     /// When datagrams held back by the fault layer are next due.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.faults.as_ref().and_then(FaultLayer::next_due)
@@ -413,9 +424,15 @@ impl NetEndpoint {
     }
 
     /// Reads the datagrams waiting on socket `index` (up to a few batches, so that clients
-    /// are served in between; level-triggered epoll reports the rest) and hands those of
-    /// configured daemons to `deliver`; returns how many were read.
-    pub fn receive(&mut self, index: usize, deliver: &mut dyn FnMut(Received<'_>)) -> usize {
+    /// are served in between; level-triggered epoll reports the rest), hands those of
+    /// configured daemons to `deliver` and monitor datagrams, from anyone, to `monitor` with
+    /// their source; returns how many were read.
+    pub fn receive(
+        &mut self,
+        index: usize,
+        deliver: &mut dyn FnMut(Received<'_>),
+        monitor: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) -> usize {
         let fd = self.sockets[index].as_raw_fd();
         let mut read = 0;
         for _ in 0..BATCHES_PER_TURN {
@@ -431,6 +448,12 @@ impl NetEndpoint {
             };
             for i in 0..n {
                 let (source, bytes, cut) = self.batch.datagram(i);
+                // A monitor's query comes from its own port, never a daemon's: recognised
+                // before the sender check.
+                if let Some(source) = source.filter(|_| query::is_monitor(bytes)) {
+                    monitor(source, bytes);
+                    continue;
+                }
                 let from = source.and_then(|s| self.senders.get(&s).copied());
                 match from {
                     Some(_) if cut => self.stats.oversized += 1,

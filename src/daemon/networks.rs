@@ -9,6 +9,7 @@
 //! The link layer's probes go by unicast on their network.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
@@ -146,24 +147,41 @@ impl Networks {
     }
 
     /// Reads the datagrams waiting on socket `k` and hands each ring datagram to `deliver`
-    /// with the network it came on; the link layer's own packets are handled here.
-    pub fn receive(&mut self, now: Time, k: usize, deliver: &mut dyn FnMut(u8, &[u8])) {
+    /// with the network it came on, and each monitor datagram to `monitor` with its source;
+    /// the link layer's own packets are handled here.
+    pub fn receive(
+        &mut self,
+        now: Time,
+        k: usize,
+        deliver: &mut dyn FnMut(u8, &[u8]),
+        monitor: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
         let (e, s) = self.sockets[k];
         let endpoint = &mut self.endpoints[e];
         match self.link.as_mut() {
             None => {
-                endpoint.receive(s, &mut |d| deliver(d.network, d.bytes));
+                endpoint.receive(s, &mut |d| deliver(d.network, d.bytes), monitor);
             }
             Some(m) => {
                 let (layer, out) = (&mut m.layer, &mut m.out);
-                endpoint.receive(s, &mut |d| {
-                    if let link::Received::Ring(packet) = layer.on_receive(now, d.network, d.bytes, out) {
-                        deliver(d.network, packet.bytes)
-                    }
-                });
+                endpoint.receive(
+                    s,
+                    &mut |d| {
+                        if let link::Received::Ring(packet) = layer.on_receive(now, d.network, d.bytes, out) {
+                            deliver(d.network, packet.bytes)
+                        }
+                    },
+                    monitor,
+                );
                 Self::send_probes(&mut self.endpoints, m);
             }
         }
+    }
+
+    /// Answers a monitor query read on socket `k`, from that socket.
+    pub fn reply(&self, k: usize, to: SocketAddr, bytes: &[u8]) {
+        let (e, s) = self.sockets[k];
+        self.endpoints[e].reply(s, to, bytes);
     }
 
     /// When the link layer needs [`Networks::handle_timer`].
