@@ -229,7 +229,12 @@ fn write_links(out: &mut String, name: &str, status: &Value) {
         .at(&["multipath", "links", "links"])
         .and_then(Value::as_array);
     let Some(links) = links else {
-        let _ = writeln!(out, "{name}: {mode}, no link layer");
+        let why = if mode == "single" {
+            "one network, no link layer"
+        } else {
+            "links left out of the answer"
+        };
+        let _ = writeln!(out, "{name}: {why}");
         return;
     };
     let _ = writeln!(out, "{name}: {mode}");
