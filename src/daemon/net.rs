@@ -1,7 +1,8 @@
 //! The daemon's UDP endpoint towards the other daemons on one network: network 0 (the segments
 //! of the configuration) or an extra network of a multipath ring (a `Spread_Network` block).
 //! Which sockets to open, where each datagram goes, and which received ones come from a
-//! configured daemon.
+//! configured daemon. Monitor queries (see [`crate::monitor`]) arrive on the same sockets from
+//! any port; they are told apart by their magic before anything else and handed up.
 //!
 //! Sockets: one per daemon interface address of this daemon on the network, bound to that
 //! address and the network's port (specific addresses, never the wildcard, so that several
