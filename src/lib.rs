@@ -9,6 +9,7 @@ pub mod events;
 pub mod groups;
 pub mod link;
 pub mod membership;
+pub mod monitor;
 pub mod node;
 pub mod ring;
 pub mod rng;

@@ -96,7 +96,11 @@ fn collect(endpoint: &mut NetEndpoint, want: usize, limit: Duration) -> Vec<(u32
     let mut got = Vec::new();
     while got.len() < want && Instant::now() < deadline {
         for i in 0..endpoint.raw_fds().count() {
-            endpoint.receive(i, &mut |r| got.push((r.from, r.bytes.to_vec())));
+            endpoint.receive(
+                i,
+                &mut |r| got.push((r.from, r.bytes.to_vec())),
+                &mut |from, _| panic!("unexpected monitor datagram from {from}"),
+            );
         }
         sleep(Duration::from_millis(2));
     }

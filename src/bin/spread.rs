@@ -4,7 +4,7 @@
 //! (one daemon `localhost`, 127.0.0.1, port 4803).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use spread::config::Config;
@@ -12,6 +12,7 @@ use spread::daemon::net::Links;
 use spread::daemon::networks::link_setup;
 use spread::daemon::{local_addresses, run, socket_dir_from_env, AuthPolicy, Settings};
 use spread::membership::Params;
+use spread::monitor::Identity;
 use spread::node::Setup as NodeSetup;
 
 const USAGE: &str = "Usage: spread\n\
@@ -47,15 +48,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-fn load_config(path: Option<&Path>) -> Result<Config, String> {
-    let local = Path::new("spread.conf");
-    match path {
-        Some(p) => Config::load(p).map_err(|e| e.to_string()),
-        None if local.exists() => Config::load(local).map_err(|e| e.to_string()),
-        None => Ok(Config::embedded_default()),
-    }
 }
 
 fn init_logging(config: &Config, args: &Args) -> Result<(), String> {
@@ -120,6 +112,7 @@ fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
         },
         links: Links::all_from_config(config, seg, idx),
         multipath: link_setup(config, seg, idx),
+        monitor: Identity::from_config(config, seg, idx),
     })
 }
 
@@ -131,7 +124,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match load_config(args.config.as_deref()) {
+    let config = match Config::load_or_default(args.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("spread: {e}");

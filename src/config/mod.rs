@@ -175,6 +175,17 @@ impl Config {
         Self::parse(&text, &file_name)
     }
 
+    /// The configuration a daemon or tool uses: the file `path` if given, else `./spread.conf`
+    /// if there is one, else [`Config::embedded_default`] (as the original daemon does).
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let local = Path::new("spread.conf");
+        match path {
+            Some(p) => Config::load(p),
+            None if local.exists() => Config::load(local),
+            None => Ok(Config::embedded_default()),
+        }
+    }
+
     /// The configuration of a daemon started without a file: [`EMBEDDED_DEFAULT_TEXT`].
     pub fn embedded_default() -> Config {
         let no_lookup = |name: &str| Err(format!("no lookup for \"{name}\""));

@@ -115,17 +115,27 @@ pub enum MultipathMode {
 }
 
 impl MultipathMode {
+    const NAMES: [(&'static str, MultipathMode); 3] = [
+        ("active", MultipathMode::Active),
+        ("passive", MultipathMode::Passive),
+        ("hybrid", MultipathMode::Hybrid),
+    ];
+
     /// The mode spelled `word` (case-insensitive).
     pub fn by_name(word: &str) -> Option<MultipathMode> {
-        const NAMES: [(&str, MultipathMode); 3] = [
-            ("active", MultipathMode::Active),
-            ("passive", MultipathMode::Passive),
-            ("hybrid", MultipathMode::Hybrid),
-        ];
-        NAMES
+        Self::NAMES
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(word))
             .map(|&(_, m)| m)
+    }
+
+    /// The mode's name as the configuration spells it, in lower case.
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|&&(_, m)| m == self)
+            .map(|&(name, _)| name)
+            .expect("every mode is named")
     }
 }
 

@@ -816,6 +816,18 @@ Multipath = active
 ";
 
 #[test]
+fn multipath_mode_names_read_back() {
+    for mode in [
+        MultipathMode::Active,
+        MultipathMode::Passive,
+        MultipathMode::Hybrid,
+    ] {
+        assert_eq!(MultipathMode::by_name(mode.name()), Some(mode));
+    }
+    assert_eq!(MultipathMode::Hybrid.name(), "hybrid");
+}
+
+#[test]
 fn multipath_networks_and_mode() {
     let config = parse_ok(TWO_NETWORKS);
     assert_eq!(config.options.multipath, MultipathMode::Active);

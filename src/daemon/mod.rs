@@ -6,6 +6,7 @@ mod admission;
 mod endpoints;
 pub mod faults;
 mod handshake;
+mod monitor;
 pub mod net;
 pub mod networks;
 mod outqueue;
@@ -27,6 +28,8 @@ use socket2::Socket;
 
 use crate::groups::SessionId;
 use crate::link::LinkSetup;
+use crate::monitor::document::QueryCounters;
+use crate::monitor::Identity;
 use crate::node::{ClientRequest, Input, Node, Output, Setup as NodeSetup};
 use crate::ring::Time;
 use crate::wire::handshake::ConnectRequest;
@@ -59,6 +62,8 @@ pub struct Settings {
     pub links: Vec<Links>,
     /// On a multipath ring (extra networks configured): the link layer's view of the daemons.
     pub multipath: Option<LinkSetup>,
+    /// Who this daemon is, for monitor queries, and whom it answers.
+    pub monitor: Identity,
 }
 
 /// The directory of Unix sockets: `SPREAD_SOCKET_DIR` if set and not empty, else `/tmp`.
@@ -145,6 +150,9 @@ struct Daemon {
     ended: Vec<SessionId>,
     outputs: Vec<Output>,
     requests: Vec<ClientRequest>,
+    queries: QueryCounters,
+    /// Monitor queries read this round: (daemon-network socket, asker, nonce).
+    pending_queries: Vec<(usize, SocketAddr, u64)>,
 }
 
 impl Daemon {
@@ -208,6 +216,8 @@ impl Daemon {
             ended: Vec::new(),
             outputs: Vec::new(),
             requests: Vec::new(),
+            queries: QueryCounters::default(),
+            pending_queries: Vec::new(),
         })
     }
 
@@ -307,13 +317,25 @@ impl Daemon {
         Time::from_micros(self.started.elapsed().as_micros() as u64)
     }
 
-    /// Reads datagrams from daemon-network socket `index` into the node.
+    /// Reads datagrams from daemon-network socket `index` into the node; answers the monitor
+    /// queries among them.
     fn receive_datagrams(&mut self, index: usize) {
         let now = self.now();
         let (node, outputs) = (&mut self.node, &mut self.outputs);
-        self.net.receive(now, index, &mut |network, bytes| {
-            node.handle(now, Input::Packet { network, bytes }, outputs)
-        });
+        let (identity, queries, pending) = (
+            &self.settings.monitor,
+            &mut self.queries,
+            &mut self.pending_queries,
+        );
+        self.net.receive(
+            now,
+            index,
+            &mut |network, bytes| node.handle(now, Input::Packet { network, bytes }, outputs),
+            &mut |from, bytes| monitor::admit(identity, queries, pending, index, from, bytes),
+        );
+        if !self.pending_queries.is_empty() {
+            self.answer_queries();
+        }
     }
 
     /// Runs the node's timer when it is due.

@@ -1,7 +1,8 @@
 //! The daemon's UDP endpoint towards the other daemons on one network: network 0 (the segments
 //! of the configuration) or an extra network of a multipath ring (a `Spread_Network` block).
 //! Which sockets to open, where each datagram goes, and which received ones come from a
-//! configured daemon.
+//! configured daemon. Monitor queries (see [`crate::monitor`]) arrive on the same sockets from
+//! any port; they are told apart by their magic before anything else and handed up.
 //!
 //! Sockets: one per daemon interface address of this daemon on the network, bound to that
 //! address and the network's port (specific addresses, never the wildcard, so that several
@@ -39,6 +40,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::faults::{FaultLayer, FaultStats};
 use super::sys::{self, DatagramBatch, InterfaceAddress};
 use crate::config::{Config, DaemonEntry, Network};
+use crate::monitor::query;
 use crate::ring::Destination;
 
 /// The network id of the segments; extra networks are 1, 2, ... in configuration order.
@@ -543,6 +545,16 @@ impl NetEndpoint {
         }
     }
 
+    /// Answers a monitor query read on socket `index`, from that socket, so that the answer
+    /// comes from the address asked (the segment-cast socket, bound to a broadcast or
+    /// multicast address, leaves answering to the first one).
+    pub fn reply(&self, index: usize, to: SocketAddr, bytes: &[u8]) {
+        let socket = if index < self.links.local.len() { index } else { 0 };
+        if let Err(e) = self.sockets[socket].send_to(bytes, to) {
+            log::debug!("monitor reply of {} bytes to {to}: {e}", bytes.len());
+        }
+    }
+
     /// When datagrams held back by the fault layer are next due.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.faults.as_ref().and_then(FaultLayer::next_due)
@@ -556,9 +568,15 @@ impl NetEndpoint {
     }
 
     /// Reads the datagrams waiting on socket `index` (up to a few batches, so that clients
-    /// are served in between; level-triggered epoll reports the rest) and hands those of
-    /// configured daemons to `deliver`; returns how many were read.
-    pub fn receive(&mut self, index: usize, deliver: &mut dyn FnMut(Received<'_>)) -> usize {
+    /// are served in between; level-triggered epoll reports the rest), hands those of
+    /// configured daemons to `deliver` and monitor datagrams, from anyone, to `monitor` with
+    /// their source; returns how many were read.
+    pub fn receive(
+        &mut self,
+        index: usize,
+        deliver: &mut dyn FnMut(Received<'_>),
+        monitor: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) -> usize {
         let fd = self.sockets[index].as_raw_fd();
         let mut read = 0;
         for _ in 0..BATCHES_PER_TURN {
@@ -575,6 +593,12 @@ impl NetEndpoint {
             for i in 0..n {
                 let datagram = self.batch.datagram(i);
                 let (source, bytes) = (datagram.source, datagram.bytes);
+                // A monitor's query comes from its own port, never a daemon's: recognised
+                // before the sender check.
+                if let Some(source) = source.filter(|_| query::is_monitor(bytes)) {
+                    monitor(source, bytes);
+                    continue;
+                }
                 let from = source.and_then(|s| self.senders.get(&s).copied());
                 match from {
                     Some(_) if datagram.cut => self.stats.oversized += 1,

@@ -11,6 +11,7 @@
 //! layer's probes go by unicast on their network.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
@@ -157,38 +158,61 @@ impl Networks {
     }
 
     /// Reads the datagrams waiting on socket `k` and hands each ring datagram to `deliver`
-    /// with the network it came on; the link layer's own packets are handled here.
-    pub fn receive(&mut self, now: Time, k: usize, deliver: &mut dyn FnMut(u8, &[u8])) {
+    /// with the network it came on, and each monitor datagram to `monitor` with its source;
+    /// the link layer's own packets are handled here.
+    pub fn receive(
+        &mut self,
+        now: Time,
+        k: usize,
+        deliver: &mut dyn FnMut(u8, &[u8]),
+        monitor: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
         let (e, s) = self.sockets[k];
         let (before, rest) = self.endpoints.split_at_mut(e);
         let (endpoint, after) = rest.split_first_mut().expect("socket of an endpoint");
         match self.link.as_mut() {
             None => {
-                endpoint.receive(s, &mut |d| {
-                    if d.foreign_interface.is_none() {
-                        deliver(d.network, d.bytes)
-                    }
-                });
+                endpoint.receive(
+                    s,
+                    &mut |d| {
+                        if d.foreign_interface.is_none() {
+                            deliver(d.network, d.bytes)
+                        }
+                    },
+                    monitor,
+                );
             }
             Some(m) => {
                 let (layer, out) = (&mut m.layer, &mut m.out);
                 let others = || before.iter().chain(after.iter());
-                endpoint.receive(s, &mut |d| match d.foreign_interface {
-                    None => {
-                        if let link::Received::Ring(packet) = layer.on_receive(now, d.network, d.bytes, out) {
-                            deliver(d.network, packet.bytes)
+                endpoint.receive(
+                    s,
+                    &mut |d| match d.foreign_interface {
+                        None => {
+                            if let link::Received::Ring(packet) =
+                                layer.on_receive(now, d.network, d.bytes, out)
+                            {
+                                deliver(d.network, packet.bytes)
+                            }
                         }
-                    }
-                    Some(interface) => {
-                        let elsewhere = others().find(|o| o.interfaces().contains(&interface));
-                        if let Some(o) = elsewhere {
-                            layer.arrived_elsewhere(now, d.network, o.links().network, d.bytes, out);
+                        Some(interface) => {
+                            let elsewhere = others().find(|o| o.interfaces().contains(&interface));
+                            if let Some(o) = elsewhere {
+                                layer.arrived_elsewhere(now, d.network, o.links().network, d.bytes, out);
+                            }
                         }
-                    }
-                });
+                    },
+                    monitor,
+                );
                 Self::send_probes(&mut self.endpoints, m);
             }
         }
+    }
+
+    /// Answers a monitor query read on socket `k`, from that socket.
+    pub fn reply(&self, k: usize, to: SocketAddr, bytes: &[u8]) {
+        let (e, s) = self.sockets[k];
+        self.endpoints[e].reply(s, to, bytes);
     }
 
     /// When the link layer needs [`Networks::handle_timer`].

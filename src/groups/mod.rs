@@ -296,6 +296,11 @@ impl Groups {
         self.local.remove(&normalized(private_group));
     }
 
+    /// Groups with at least one member, daemon-wide.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
     /// True while group states are being exchanged. Like the original, the caller should hold
     /// back its sessions' requests meanwhile, so that they are ordered after the exchange.
     pub fn exchanging(&self) -> bool {

@@ -90,14 +90,6 @@ pub struct Status {
     pub drops: Drops,
 }
 
-fn mode_name(mode: MultipathMode) -> &'static str {
-    match mode {
-        MultipathMode::Active => "active",
-        MultipathMode::Passive => "passive",
-        MultipathMode::Hybrid => "hybrid",
-    }
-}
-
 impl Status {
     /// The verdict over every link. A link not heard yet is not usable: a daemon that has just
     /// started is at [`Health::LastNetwork`] until its peers answer its first probes.
@@ -127,7 +119,7 @@ impl Status {
             j,
             "{{\"me\":{},\"mode\":\"{}\",\"networks\":[{}],\"health\":{},\"links\":[",
             self.me,
-            mode_name(self.mode),
+            self.mode.name(),
             networks.join(","),
             self.health().exit_code()
         );

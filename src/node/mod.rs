@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::groups::{ConfigurationId, DaemonIndex, Event, Fanout, Groups, MemberId, Message, SessionId};
 use crate::membership::{self, Membership, MembershipStats};
-use crate::ring::{Destination, RingStats, Time};
+use crate::ring::{Destination, Ring, RingStats, Time};
 use crate::wire::name::{name_field, private_group_name};
 use crate::wire::packet::{RingId, ServiceLevel};
 use crate::wire::request::RequestKind;
@@ -205,6 +205,21 @@ impl Node {
     /// The counters of every ring this daemon ran, the current one included.
     pub fn ring_stats(&self) -> RingStats {
         self.membership.ring_stats()
+    }
+
+    /// The membership's state: operational, or forming a new ring.
+    pub fn membership_state(&self) -> membership::State {
+        self.membership.state()
+    }
+
+    /// The ring of the current regular configuration: its id, members and positions.
+    pub fn ring(&self) -> &Ring {
+        self.membership.ring()
+    }
+
+    /// Groups with at least one member, daemon-wide.
+    pub fn group_count(&self) -> usize {
+        self.groups.group_count()
     }
 
     /// False while so many of this daemon's messages wait for the ring that the daemon should

@@ -140,10 +140,14 @@ fn collect(endpoint: &mut NetEndpoint, want: usize, limit: Duration) -> Vec<(u32
     while got.len() < want && Instant::now() < deadline {
         let sockets = endpoint.raw_fds().count();
         for i in 0..sockets {
-            endpoint.receive(i, &mut |r| {
-                assert_eq!((r.network, r.foreign_interface), (SEGMENT_NETWORK, None));
-                got.push((r.from, r.bytes.to_vec()))
-            });
+            endpoint.receive(
+                i,
+                &mut |r| {
+                    assert_eq!((r.network, r.foreign_interface), (SEGMENT_NETWORK, None));
+                    got.push((r.from, r.bytes.to_vec()))
+                },
+                &mut |from, _| panic!("unexpected monitor datagram from {from}"),
+            );
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -191,6 +195,60 @@ fn two_endpoints_on_loopback_exchange_datagrams() {
     assert_eq!((d1.stats().wrong_interface, d2.stats().wrong_interface), (0, 0));
 }
 
+/// A monitor query comes from a port no daemon uses: handed up with its source, not dropped
+/// as a stranger's, and the reply leaves from the address asked.
+#[test]
+fn monitor_datagrams_go_to_the_monitor() {
+    use crate::monitor::query::{decode_reply, encode_query, encode_reply, Query, Reply};
+    let port = free_port(&["127.0.0.1", "127.0.0.2"]);
+    let c = pair_config(port);
+    let mut d1 = NetEndpoint::open(Links::from_config(&c, 0, 0), None).unwrap();
+    let mut d2 = NetEndpoint::open(Links::from_config(&c, 1, 0), None).unwrap();
+    let asker = UdpSocket::bind("127.0.0.3:0").unwrap();
+    asker.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    asker
+        .send_to(&encode_query(Query { nonce: 9 }), ("127.0.0.1", port))
+        .unwrap();
+    d2.send_to(id("d1"), b"ring");
+    let mut queries = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut ring = Vec::new();
+    while (queries.is_empty() || ring.is_empty()) && Instant::now() < deadline {
+        d1.receive(0, &mut |r| ring.push(r.bytes.to_vec()), &mut |from, bytes| {
+            queries.push((from, bytes.to_vec()))
+        });
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(ring, [b"ring".to_vec()]);
+    assert_eq!(
+        queries,
+        [(
+            asker.local_addr().unwrap(),
+            encode_query(Query { nonce: 9 }).to_vec()
+        )]
+    );
+    assert_eq!(d1.stats().unknown_sender, 0);
+    let mut reply = Vec::new();
+    encode_reply(
+        &mut reply,
+        Reply {
+            nonce: 9,
+            document: "{}",
+        },
+    );
+    d1.reply(0, queries[0].0, &reply);
+    let mut buf = [0u8; 64];
+    let (n, from) = asker.recv_from(&mut buf).unwrap();
+    assert_eq!(from, format!("127.0.0.1:{port}").parse().unwrap());
+    assert_eq!(
+        decode_reply(&buf[..n]).unwrap(),
+        Reply {
+            nonce: 9,
+            document: "{}"
+        }
+    );
+}
+
 #[test]
 fn receive_reads_in_batches() {
     let port = free_port(&["127.0.0.1", "127.0.0.2"]);
@@ -202,9 +260,15 @@ fn receive_reads_in_batches() {
     }
     let mut seen = Vec::new();
     let turn = RECEIVE_BATCH * BATCHES_PER_TURN;
-    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), turn);
-    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), 100 - turn);
-    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0])), 0);
+    assert_eq!(
+        d2.receive(0, &mut |r| seen.push(r.bytes[0]), &mut |_, _| {}),
+        turn
+    );
+    assert_eq!(
+        d2.receive(0, &mut |r| seen.push(r.bytes[0]), &mut |_, _| {}),
+        100 - turn
+    );
+    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0]), &mut |_, _| {}), 0);
     assert_eq!(seen, (0..100).collect::<Vec<u8>>());
     // Longer than any daemon packet: dropped and counted.
     d1.send_all(&vec![1; MAX_DATAGRAM + 1]);

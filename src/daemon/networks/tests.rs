@@ -47,7 +47,12 @@ fn collect(n: &mut Networks, started: Instant, limit: Duration) -> Vec<(u8, Vec<
     while Instant::now() < deadline {
         let now = Time::from_micros(started.elapsed().as_micros() as u64);
         for k in 0..n.socket_count() {
-            n.receive(now, k, &mut |network, bytes| got.push((network, bytes.to_vec())));
+            n.receive(
+                now,
+                k,
+                &mut |network, bytes| got.push((network, bytes.to_vec())),
+                &mut |from, _| panic!("unexpected monitor datagram from {from}"),
+            );
         }
         n.handle_timer(now);
         std::thread::sleep(Duration::from_millis(1));
