@@ -640,7 +640,7 @@ fn failover(ring: &Ring, label: &str, pulls: usize, networks: usize, ours: bool)
             i + 1
         );
     }
-    let mut next = vec![0u64; DAEMONS];
+    let mut next = [0u64; DAEMONS];
     for &(sender, k) in &sequences[0] {
         assert_eq!(k, next[sender as usize], "{label}: FIFO of sender {sender}");
         next[sender as usize] += 1;
