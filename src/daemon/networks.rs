@@ -16,8 +16,8 @@ use super::faults::FaultLayer;
 use super::net::{Links, NetEndpoint, NetStats};
 use crate::config::Config;
 use crate::link::{self, LinkLayer, LinkOutputs, LinkParams, LinkSetup, NetSet, Peer, Status};
-use crate::ring::{Destination, Time};
-use crate::wire::packet::restamp;
+use crate::ring::{Datagrams, Destination, Time};
+use crate::wire::packet::{is_token, restamp};
 
 /// The link layer's view of daemon `index` of segment `segment`: every daemon with the
 /// networks it is on. `None` for a configuration without extra networks.
@@ -60,6 +60,8 @@ pub struct Networks {
     sockets: Vec<(usize, usize)>,
     /// Only on a multipath ring.
     link: Option<Multipath>,
+    /// Tokens read in this [`Networks::receive`], by network: handed on after the data.
+    tokens: Datagrams<u8>,
 }
 
 struct Multipath {
@@ -112,10 +114,11 @@ impl Networks {
             endpoints,
             sockets,
             link,
+            tokens: Datagrams::default(),
         })
     }
 
-    /// The descriptors to watch for reading, by index for [`Networks::receive`].
+    /// The descriptors to watch for reading.
     pub fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         self.endpoints.iter().flat_map(NetEndpoint::raw_fds)
     }
@@ -145,23 +148,46 @@ impl Networks {
         !networks.is_empty()
     }
 
-    /// Reads the datagrams waiting on socket `k` and hands each ring datagram to `deliver`
-    /// with the network it came on; the link layer's own packets are handled here.
-    pub fn receive(&mut self, now: Time, k: usize, deliver: &mut dyn FnMut(u8, &[u8])) {
-        let (e, s) = self.sockets[k];
-        let endpoint = &mut self.endpoints[e];
-        match self.link.as_mut() {
-            None => {
-                endpoint.receive(s, &mut |d| deliver(d.network, d.bytes));
-            }
+    /// Reads the datagrams waiting on every socket and hands each ring datagram to `deliver`
+    /// with the network it came on; the link layer's own packets are handled here. Tokens go
+    /// last: data sent before a token may wait on another socket (the segment broadcast one,
+    /// or another network's), and a token handed on first would have the ring ask for that
+    /// data again.
+    pub fn receive(&mut self, now: Time, deliver: &mut dyn FnMut(u8, &[u8])) {
+        let (endpoints, tokens) = (&mut self.endpoints, &mut self.tokens);
+        let mut link = self.link.as_mut();
+        for &(e, s) in &self.sockets {
+            endpoints[e].receive(s, &mut |d| {
+                if is_token(d.bytes) {
+                    tokens.push_with(d.network, |arena| arena.extend_from_slice(d.bytes));
+                } else {
+                    Self::pass(now, link.as_deref_mut(), d.network, d.bytes, deliver);
+                }
+            });
+        }
+        for (network, bytes) in tokens.iter() {
+            Self::pass(now, link.as_deref_mut(), network, bytes, deliver);
+        }
+        tokens.clear();
+        if let Some(m) = link {
+            Self::send_probes(endpoints, m);
+        }
+    }
+
+    /// One datagram read on `network`: through the link layer on a multipath ring.
+    fn pass(
+        now: Time,
+        link: Option<&mut Multipath>,
+        network: u8,
+        bytes: &[u8],
+        deliver: &mut dyn FnMut(u8, &[u8]),
+    ) {
+        match link {
+            None => deliver(network, bytes),
             Some(m) => {
-                let (layer, out) = (&mut m.layer, &mut m.out);
-                endpoint.receive(s, &mut |d| {
-                    if let link::Received::Ring(packet) = layer.on_receive(now, d.network, d.bytes, out) {
-                        deliver(d.network, packet.bytes)
-                    }
-                });
-                Self::send_probes(&mut self.endpoints, m);
+                if let link::Received::Ring(packet) = m.layer.on_receive(now, network, bytes, &mut m.out) {
+                    deliver(network, packet.bytes)
+                }
             }
         }
     }

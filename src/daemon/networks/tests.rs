@@ -46,9 +46,7 @@ fn collect(n: &mut Networks, started: Instant, limit: Duration) -> Vec<(u8, Vec<
     let mut got = Vec::new();
     while Instant::now() < deadline {
         let now = Time::from_micros(started.elapsed().as_micros() as u64);
-        for k in 0..n.socket_count() {
-            n.receive(now, k, &mut |network, bytes| got.push((network, bytes.to_vec())));
-        }
+        n.receive(now, &mut |network, bytes| got.push((network, bytes.to_vec())));
         n.handle_timer(now);
         std::thread::sleep(Duration::from_millis(1));
     }
