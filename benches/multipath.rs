@@ -14,7 +14,9 @@
 //!   network 0 only (no `Spread_Network` block: no link layer at all), then `Multipath =
 //!   active`, `hybrid` and `passive` over both networks, the daemons started afresh for each;
 //!   every round takes the four in another order. Printed per round with each mode's ratio to
-//!   the single-network rate of that round, then the medians;
+//!   the single-network rate of that round and the CPU time the three daemons used per
+//!   message (user and system, from /proc: the cost of each copy, less sensitive than rates
+//!   to other work on the machine) and the data packets retransmitted, then the medians;
 //! - failover, per mode: a client on every daemon streams small AGREED messages (one every
 //!   2 ms) while one daemon's cable on one network is pulled for 1.5 s and plugged back,
 //!   alternating daemons and networks. Each pull waits until every link that went down came
@@ -43,6 +45,8 @@
 //! Environment:
 //! - `SPREAD_BENCH_MESSAGES` (default 20000): messages of each throughput run;
 //! - `SPREAD_BENCH_ROUNDS` (default 3): throughput rounds (each mode once per round; 0: none);
+//! - `SPREAD_BENCH_MODES` (default `single,active,hybrid,passive`): modes of the throughput
+//!   rounds (ratios need `single`);
 //! - `SPREAD_BENCH_PULLS` (default 10): cable pulls per failover mode;
 //! - `SPREAD_BENCH_FAILOVER_MODES` (default `hybrid,active,passive`; empty: no failover);
 //! - `SPREAD_BENCH_OTHER_DAEMON`: path of another `spread` daemon (the original 5.0.1 build)
@@ -137,10 +141,19 @@ struct Ring<'a> {
 }
 
 impl<'a> Ring<'a> {
-    fn start(lan: &'a Lan, kind: &DaemonKind, mode: Mode, env: Vec<(OsString, OsString)>) -> Ring<'a> {
+    /// The daemons of `mode` with `extra` configuration lines and `env` added to their
+    /// environment.
+    fn start(
+        lan: &'a Lan,
+        kind: &DaemonKind,
+        mode: Mode,
+        extra: &str,
+        env: Vec<(OsString, OsString)>,
+    ) -> Ring<'a> {
         let dir = TempDir::new("bench-multipath");
         let config = dir.path().join("spread.conf");
-        std::fs::write(&config, mode.config(lan, &kind.config_lines(dir.path()))).expect("config");
+        let extra = format!("{}{extra}", kind.config_lines(dir.path()));
+        std::fs::write(&config, mode.config(lan, &extra)).expect("config");
         let daemons = (0..DAEMONS)
             .map(|i| {
                 if let Some(socket_dir) = kind.fixed_socket_dir() {
@@ -185,50 +198,105 @@ fn median(values: &[f64]) -> f64 {
     sorted[sorted.len() / 2]
 }
 
+/// CPU time (user and system) the daemons of `ring` used so far, from /proc.
+fn daemons_cpu(ring: &Ring) -> Duration {
+    // SAFETY: sysconf(3) has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let total: u64 = ring
+        .daemons
+        .iter()
+        .map(|d| {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", d.pid())).unwrap_or_default();
+            // Fields after the command name (which may hold spaces): utime and stime are the
+            // 12th and 13th.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            after
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|f| f.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum();
+    Duration::from_micros(total * 1_000_000 / ticks)
+}
+
+/// One throughput run: msg/s (mean of the receivers) and the daemons' CPU time per message.
+#[derive(Clone, Copy)]
+struct Run {
+    rate: f64,
+    cpu_per_message: Duration,
+    /// Data packets the daemons sent again on request.
+    retransmitted: u64,
+}
+
 /// Throughput of every mode, `rounds` times, each round in another order.
-fn throughput_rounds(lan: &Lan, rounds: usize, messages: usize) {
-    let modes = [Mode::Single, Mode::Active, Mode::Hybrid, Mode::Passive];
+fn throughput_rounds(lan: &Lan, modes: &[Mode], rounds: usize, messages: usize) {
     let ours = DaemonKind::ours();
-    let mut rates: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut runs: HashMap<&str, Vec<Run>> = HashMap::new();
     let mut ratios: HashMap<&str, Vec<f64>> = HashMap::new();
     for round in 0..rounds {
-        let mut order = modes;
+        let mut order = modes.to_vec();
         order.rotate_left(round % modes.len());
         let mut this_round = HashMap::new();
-        for mode in order {
-            let ring = Ring::start(lan, &ours, mode, Vec::new());
+        for &mode in &order {
+            // A receiver starved of CPU by other work on the machine must not be cut off.
+            let mut ring = Ring::start(lan, &ours, mode, "MaxSessionMessages = 100000\n", Vec::new());
             let sender = ring.connect(0, "sender");
             let receivers = (1..DAEMONS)
                 .map(|i| ring.connect(i, &format!("recv{i}")))
                 .collect();
+            let cpu = daemons_cpu(&ring);
             let at = throughput(sender, receivers, b"throughput", messages);
-            this_round.insert(mode.name(), at.iter().sum::<f64>() / at.len() as f64);
+            let cpu_per_message = (daemons_cpu(&ring) - cpu) / messages as u32;
+            for d in &mut ring.daemons {
+                d.terminate(Duration::from_secs(10));
+            }
+            let logs = ring.logs();
+            let run = Run {
+                rate: at.iter().sum::<f64>() / at.len() as f64,
+                cpu_per_message,
+                retransmitted: logged_sum(&logs, "ring: ", "packets_retransmitted: "),
+            };
+            this_round.insert(mode.name(), run);
         }
-        let single = this_round[Mode::Single.name()];
+        // Ratios to the single network, when it was measured.
+        let single = this_round
+            .get(Mode::Single.name())
+            .map_or(f64::NAN, |r: &Run| r.rate);
         let text: Vec<String> = modes
             .iter()
             .map(|m| {
-                let rate = this_round[m.name()];
-                rates.entry(m.name()).or_default().push(rate);
-                ratios.entry(m.name()).or_default().push(rate / single);
-                format!("{} {rate:.0} ({:.2}x)", m.name(), rate / single)
+                let run = this_round[m.name()];
+                runs.entry(m.name()).or_default().push(run);
+                ratios.entry(m.name()).or_default().push(run.rate / single);
+                format!(
+                    "{} {:.0} ({:.2}x, {:.1} us, {})",
+                    m.name(),
+                    run.rate,
+                    run.rate / single,
+                    run.cpu_per_message.as_secs_f64() * 1e6,
+                    run.retransmitted
+                )
             })
             .collect();
         println!(
-            "throughput round {} (order {:?}): {} msg/s",
+            "throughput round {} (order {:?}): {} msg/s (ratio to single, daemons' CPU per message, retransmissions)",
             round + 1,
-            order.map(Mode::name),
+            order.iter().map(|m| m.name()).collect::<Vec<_>>(),
             text.join(", ")
         );
     }
     let text: Vec<String> = modes
         .iter()
         .map(|m| {
+            let of = |f: fn(&Run) -> f64| median(&runs[m.name()].iter().map(f).collect::<Vec<_>>());
             format!(
-                "{} {:.0} msg/s ({:.2}x)",
+                "{} {:.0} msg/s ({:.2}x, {:.1} us)",
                 m.name(),
-                median(&rates[m.name()]),
-                median(&ratios[m.name()])
+                of(|r| r.rate),
+                median(&ratios[m.name()]),
+                of(|r| r.cpu_per_message.as_secs_f64() * 1e6)
             )
         })
         .collect();
@@ -703,7 +771,13 @@ fn soak(lan: &Lan) {
         .unwrap_or_else(|_| "net1:delay=1500ms,net1:dup=0.3,net1:reorder=0.1".into());
     let limit = Duration::from_secs(env_usize("SPREAD_SOAK_HOURS", 4) as u64 * 3600);
     let env = vec![(OsString::from(FAULTS_VAR), OsString::from(&faults))];
-    let mut ring = Ring::start(lan, &DaemonKind::ours(), mode, env);
+    let mut ring = Ring::start(
+        lan,
+        &DaemonKind::ours(),
+        mode,
+        "MaxSessionMessages = 100000\n",
+        env,
+    );
     let clients: Vec<(Mailbox, Arc<SoakTally>)> = (0..DAEMONS)
         .map(|i| {
             let mbox = ring.connect(i, &format!("soak{i}"));
@@ -874,15 +948,21 @@ fn main() {
     }
     let rounds = env_usize("SPREAD_BENCH_ROUNDS", 3);
     let messages = env_usize("SPREAD_BENCH_MESSAGES", 20_000).max(2);
-    if rounds > 0 {
-        throughput_rounds(&lan, rounds, messages);
+    let modes: Vec<Mode> = std::env::var("SPREAD_BENCH_MODES")
+        .unwrap_or_else(|_| "single,active,hybrid,passive".into())
+        .split(',')
+        .filter(|m| !m.is_empty())
+        .map(Mode::parse)
+        .collect();
+    if rounds > 0 && !modes.is_empty() {
+        throughput_rounds(&lan, &modes, rounds, messages);
     }
 
     let pulls = env_usize("SPREAD_BENCH_PULLS", 10);
     let modes =
         std::env::var("SPREAD_BENCH_FAILOVER_MODES").unwrap_or_else(|_| "hybrid,active,passive".into());
     for mode in modes.split(',').filter(|m| !m.is_empty()).map(Mode::parse) {
-        let ring = Ring::start(&lan, &DaemonKind::ours(), mode, Vec::new());
+        let ring = Ring::start(&lan, &DaemonKind::ours(), mode, "", Vec::new());
         failover(&ring, mode.name(), pulls, NETWORKS, true);
     }
     if let Some(program) = std::env::var_os("SPREAD_BENCH_OTHER_DAEMON") {
@@ -891,7 +971,7 @@ fn main() {
             original: true,
             socket_dir: None,
         };
-        let ring = Ring::start(&lan, &kind, Mode::Single, Vec::new());
+        let ring = Ring::start(&lan, &kind, Mode::Single, "", Vec::new());
         failover(
             &ring,
             "other, one network",
