@@ -3,8 +3,8 @@
 //!
 //! With one network (no `Spread_Network` block) datagrams go straight between the node and the
 //! endpoint of network 0, exactly as without multipath. With several, each datagram of the node
-//! goes through [`LinkLayer::on_send`], which picks the networks; each gets a copy re-stamped
-//! with its network id. Each datagram read goes through [`LinkLayer::on_receive`] with the
+//! goes through [`LinkLayer::on_send`], which picks the networks; it goes on each re-stamped
+//! with that network's id. Each datagram read goes through [`LinkLayer::on_receive`] with the
 //! network of the socket it came on; only the first copy of a transmission reaches the node.
 //! The link layer's probes go by unicast on their network.
 
@@ -68,8 +68,6 @@ struct Multipath {
     layer: LinkLayer,
     me: u32,
     out: LinkOutputs,
-    /// The copy being re-stamped for one network.
-    copy: Vec<u8>,
 }
 
 impl Networks {
@@ -105,7 +103,6 @@ impl Networks {
                     layer,
                     me,
                     out: LinkOutputs::new(),
-                    copy: Vec::new(),
                 })
             }
             None => None,
@@ -131,18 +128,17 @@ impl Networks {
         endpoints.iter_mut().find(|e| e.links().network == network)
     }
 
-    /// Sends a datagram of the node; false if `to` is a daemon this one cannot reach.
-    pub fn send(&mut self, now: Time, to: Destination, datagram: &[u8]) -> bool {
+    /// Sends a datagram of the node; false if `to` is a daemon this one cannot reach. On a
+    /// multipath ring it is re-stamped in place for each network it goes on.
+    pub fn send(&mut self, now: Time, to: Destination, datagram: &mut [u8]) -> bool {
         let Some(m) = self.link.as_mut() else {
             return self.endpoints[0].send(to, datagram);
         };
         let networks = m.layer.on_send(now, to, datagram);
         for network in networks.iter() {
-            m.copy.clear();
-            m.copy.extend_from_slice(datagram);
-            restamp(&mut m.copy, m.me, network);
+            restamp(datagram, m.me, network);
             if let Some(endpoint) = Self::endpoint(&mut self.endpoints, network) {
-                endpoint.send(to, &m.copy);
+                endpoint.send(to, datagram);
             }
         }
         !networks.is_empty()

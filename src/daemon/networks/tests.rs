@@ -89,7 +89,7 @@ fn copies_go_on_every_network_and_the_first_is_kept() {
     assert_eq!(a.socket_count(), 2);
     let started = Instant::now();
     let datagram = hurry(&c, "a");
-    assert!(a.send(Time::ZERO, Destination::All, &datagram));
+    assert!(a.send(Time::ZERO, Destination::All, &mut datagram.clone()));
     let got = collect(&mut b, started, Duration::from_millis(100));
     assert_eq!(got.len(), 1, "{got:?}");
     let (network, bytes) = &got[0];
@@ -118,7 +118,7 @@ fn copies_go_on_every_network_and_the_first_is_kept() {
     assert!(a.send(
         Time::ZERO,
         Destination::Daemon(virtual_id_from_name("b")),
-        &hurry(&c, "a")
+        &mut hurry(&c, "a")
     ));
     let got = collect(&mut b, started, Duration::from_millis(100));
     assert_eq!(got.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [0]);
