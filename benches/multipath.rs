@@ -401,13 +401,21 @@ fn streamers(ring: &Ring, user: &str) -> Vec<Streamer> {
     clients
 }
 
-/// Polls `done` every 20 ms; panics after `limit`.
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+/// Polls `done` every 20 ms for at most `limit`; whether it came true.
+fn poll_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while !done() {
-        assert!(Instant::now() < deadline, "no {what} within {limit:?}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         sleep(Duration::from_millis(20));
     }
+    true
+}
+
+/// [`poll_until`], panicking after `limit`.
+fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) {
+    assert!(poll_until(limit, done), "no {what} within {limit:?}");
 }
 
 /// Milliseconds since the epoch of a daemon log line's timestamp (`[2026-11-26T16:35:00.123Z
@@ -531,13 +539,14 @@ fn failover(ring: &Ring, label: &str, pulls: usize, networks: usize, ours: bool)
         let plugged = Instant::now();
         lan.set_cable(host, network, true);
         // Every link that went down is up again; every client is in a full view again.
-        wait_until("links back up and full views", Duration::from_secs(90), || {
+        let back = poll_until(Duration::from_secs(120), || {
             let logs = ring.logs();
             let now = wall_millis(SystemTime::now()) + 1;
             let downs = link_changes(&logs, network, false, pulled_ms, now).len();
             let ups = link_changes(&logs, network, true, plugged_ms, now).len();
             ups >= downs && clients.iter().all(|c| c.view_size() == DAEMONS)
         });
+        assert!(back || !ours, "{label}: links or views not back within 120 s");
         ready[network] = Instant::now()
             + if ours {
                 DAMPING_SPACING
@@ -552,6 +561,13 @@ fn failover(ring: &Ring, label: &str, pulls: usize, networks: usize, ours: bool)
             plugged,
             plugged_ms,
         });
+        if !back {
+            println!(
+                "{label}: pull {}: the ring did not merge back within 120 s; no more pulls",
+                p + 1
+            );
+            break;
+        }
         println!(
             "{label}: pull {}/{pulls}: daemon {} network {network}, back after {:.1?}",
             p + 1,
