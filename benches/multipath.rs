@@ -190,6 +190,17 @@ impl<'a> Ring<'a> {
     fn logs(&self) -> Vec<String> {
         self.daemons.iter().map(Daemon::log).collect()
     }
+
+    /// Copies the daemons' logs out of their directories (removed with the daemons), for a
+    /// failure message: where they are.
+    fn keep_logs(&self) -> String {
+        let dir = std::env::temp_dir().join(format!("spread-bench-logs-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        for (i, log) in self.logs().iter().enumerate() {
+            let _ = std::fs::write(dir.join(format!("daemon{}.log", i + 1)), log);
+        }
+        format!("daemon logs kept in {}", dir.display())
+    }
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -696,7 +707,8 @@ fn failover(ring: &Ring, label: &str, pulls: usize, networks: usize, ours: bool)
 
     assert!(
         views.iter().all(|&v| v == 0),
-        "{label}: membership changes {views:?}"
+        "{label}: membership changes {views:?}; {}",
+        ring.keep_logs()
     );
     let sequences: Vec<Vec<(u8, u64)>> = clients
         .iter()
@@ -875,17 +887,25 @@ fn soak(lan: &Lan) {
     loop {
         sleep(Duration::from_secs(1));
         let seen = interface_packets(lan) - base;
-        for (i, d) in ring.daemons.iter_mut().enumerate() {
-            assert!(d.is_running(), "daemon {} exited:\n{}", i + 1, d.log());
-        }
+        let exited: Vec<usize> = (0..DAEMONS).filter(|&i| !ring.daemons[i].is_running()).collect();
+        assert!(
+            exited.is_empty(),
+            "soak: daemons {exited:?} (from 0) exited; {}",
+            ring.keep_logs()
+        );
         let changes: Vec<usize> = clients
             .iter()
             .map(|(_, t)| t.views.load(Ordering::Relaxed) - 1)
             .collect();
-        assert!(
-            changes.iter().all(|&c| c == 0),
-            "soak: membership changes {changes:?}"
-        );
+        if changes.iter().any(|&c| c > 0) {
+            // The logs of what follows too.
+            sleep(Duration::from_secs(5));
+            panic!(
+                "soak: membership changes {changes:?} after {:.0?}, {seen} datagrams; {}",
+                began.elapsed(),
+                ring.keep_logs()
+            );
+        }
         if reported.elapsed() >= Duration::from_secs(30) {
             reported = Instant::now();
             println!(
