@@ -49,6 +49,8 @@
 //!   rounds (ratios need `single`);
 //! - `SPREAD_BENCH_PULLS` (default 10): cable pulls per failover mode;
 //! - `SPREAD_BENCH_FAILOVER_MODES` (default `hybrid,active,passive`; empty: no failover);
+//! - `SPREAD_BENCH_OURS`: path of a build of our daemon to measure instead of the one built
+//!   with the benchmark (to compare two versions);
 //! - `SPREAD_BENCH_OTHER_DAEMON`: path of another `spread` daemon (the original 5.0.1 build)
 //!   for the single-network comparison; `SPREAD_BENCH_OTHER_PULLS` (default 3) pulls;
 //! - `SPREAD_BENCH_SOAK`: `1` runs the soak instead; `SPREAD_SOAK_PACKETS` (default
@@ -203,6 +205,17 @@ impl<'a> Ring<'a> {
     }
 }
 
+/// Our daemon: the one built with this benchmark, or `SPREAD_BENCH_OURS`.
+fn ours() -> DaemonKind {
+    match std::env::var_os("SPREAD_BENCH_OURS") {
+        Some(program) => DaemonKind {
+            program: PathBuf::from(program),
+            ..DaemonKind::ours()
+        },
+        None => DaemonKind::ours(),
+    }
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -243,7 +256,7 @@ struct Run {
 
 /// Throughput of every mode, `rounds` times, each round in another order.
 fn throughput_rounds(lan: &Lan, modes: &[Mode], rounds: usize, messages: usize) {
-    let ours = DaemonKind::ours();
+    let ours = ours();
     let mut runs: HashMap<&str, Vec<Run>> = HashMap::new();
     let mut ratios: HashMap<&str, Vec<f64>> = HashMap::new();
     for round in 0..rounds {
@@ -799,13 +812,7 @@ fn soak(lan: &Lan) {
         .unwrap_or_else(|_| "net1:delay=1500ms,net1:dup=0.3,net1:reorder=0.1".into());
     let limit = Duration::from_secs(env_usize("SPREAD_SOAK_HOURS", 4) as u64 * 3600);
     let env = vec![(OsString::from(FAULTS_VAR), OsString::from(&faults))];
-    let mut ring = Ring::start(
-        lan,
-        &DaemonKind::ours(),
-        mode,
-        "MaxSessionMessages = 100000\n",
-        env,
-    );
+    let mut ring = Ring::start(lan, &ours(), mode, "MaxSessionMessages = 100000\n", env);
     let clients: Vec<(Mailbox, Arc<SoakTally>)> = (0..DAEMONS)
         .map(|i| {
             let mbox = ring.connect(i, &format!("soak{i}"));
@@ -998,7 +1005,7 @@ fn main() {
     let modes =
         std::env::var("SPREAD_BENCH_FAILOVER_MODES").unwrap_or_else(|_| "hybrid,active,passive".into());
     for mode in modes.split(',').filter(|m| !m.is_empty()).map(Mode::parse) {
-        let ring = Ring::start(&lan, &DaemonKind::ours(), mode, "", Vec::new());
+        let ring = Ring::start(&lan, &ours(), mode, "", Vec::new());
         failover(&ring, mode.name(), pulls, NETWORKS, true);
     }
     if let Some(program) = std::env::var_os("SPREAD_BENCH_OTHER_DAEMON") {
