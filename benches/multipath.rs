@@ -43,7 +43,7 @@
 //! stale.
 //!
 //! Environment:
-//! - `SPREAD_BENCH_MESSAGES` (default 20000): messages of each throughput run;
+//! - `SPREAD_BENCH_MESSAGES` (default 60000): messages of each throughput run;
 //! - `SPREAD_BENCH_ROUNDS` (default 3): throughput rounds (each mode once per round; 0: none);
 //! - `SPREAD_BENCH_MODES` (default `single,active,hybrid,passive`): modes of the throughput
 //!   rounds (ratios need `single`);
@@ -990,7 +990,7 @@ fn main() {
         return;
     }
     let rounds = env_usize("SPREAD_BENCH_ROUNDS", 3);
-    let messages = env_usize("SPREAD_BENCH_MESSAGES", 20_000).max(2);
+    let messages = env_usize("SPREAD_BENCH_MESSAGES", 60_000).max(2);
     let modes: Vec<Mode> = std::env::var("SPREAD_BENCH_MODES")
         .unwrap_or_else(|_| "single,active,hybrid,passive".into())
         .split(',')
