@@ -970,12 +970,10 @@ fn soak(lan: &Lan) {
         logged_sum(&logs, "ring: ", "duplicate_packets: "),
         logged_sum(&logs, "ring: ", "stale_requests: "),
     );
-    let downs = logs
-        .iter()
-        .flat_map(|l| l.lines())
-        .filter(|l| l.contains("link: daemon ") && l.contains(" down "))
-        .count();
-    println!("soak: {downs} link down transitions logged");
+    let downs: Vec<usize> = (0..NETWORKS)
+        .map(|j| link_changes(&logs, j, false, 0, i64::MAX).len())
+        .collect();
+    println!("soak: link down transitions logged per network: {downs:?}");
 }
 
 fn main() {
