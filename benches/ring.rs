@@ -37,36 +37,13 @@ use std::time::{Duration, Instant};
 
 use spread::client::{connect, Mailbox};
 use spread::wire::name::name_text;
-use spread::wire::{
-    Name, AGREED_MESS, CAUSED_BY_NETWORK, MEMBERSHIP_MESS, NAME_LEN, REG_MEMB_MESS, RELIABLE_MESS,
-};
+use spread::wire::{CAUSED_BY_NETWORK, MEMBERSHIP_MESS, NAME_LEN, REG_MEMB_MESS, RELIABLE_MESS};
+use support::bench::{env_usize, percentile, receive, throughput, within, IN_FLIGHT, PAYLOAD, PHASE_LIMIT};
 use support::netns::{unavailable, Lan, BROADCAST};
 use support::{free_port, Daemon, DaemonKind, TempDir};
 
-/// Bound of every phase (ring formation, a throughput run, a merge, ...).
-const PHASE_LIMIT: Duration = Duration::from_secs(120);
-const IN_FLIGHT: usize = 200;
-const PAYLOAD: usize = 1024;
 const WARM_UP: usize = 200;
 const DAEMONS: usize = 3;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Runs `f` on a thread and waits for it at most [`PHASE_LIMIT`]. On timeout this panics, and
-/// the unwinding kills the daemons, which ends whatever receive the thread blocks in.
-fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(PHASE_LIMIT)
-        .unwrap_or_else(|e| panic!("{what}: not done within {PHASE_LIMIT:?} ({e})"))
-}
 
 /// One message as a watching client received it, with the time it arrived.
 struct Event {
@@ -82,17 +59,6 @@ impl Event {
     fn is_view(&self, group: &[u8], members: usize) -> bool {
         self.service & REG_MEMB_MESS != 0 && self.group == group && self.members == members
     }
-}
-
-/// Receives one message into the buffers; `None` once the session is gone.
-fn receive(mbox: Mailbox, names: &mut [Name], body: &mut [u8]) -> Option<(u32, Name, usize, usize)> {
-    let r = mbox.receive(true, names, &mut [body]).ok()?;
-    Some((
-        r.service,
-        r.sender,
-        r.num_groups.max(0) as usize,
-        r.data_len.max(0) as usize,
-    ))
 }
 
 /// A thread that receives every message of `mbox` into a channel, until the session ends.
@@ -214,70 +180,13 @@ impl Ring {
     }
 }
 
-/// Messages per second at each receiver, from its first message to its last.
-fn throughput(ring: &Ring, count: usize) -> Vec<f64> {
-    const GROUP: &[u8] = b"throughput";
+/// Messages per second at daemons 2 and 3 (see [`throughput`]).
+fn flood(ring: &Ring, count: usize) -> Vec<f64> {
     let sender = ring.connect(0, "sender");
-    sender.join(GROUP).expect("join");
-    let receivers: Vec<Receiver<Duration>> = (1..DAEMONS)
-        .map(|i| {
-            let mbox = ring.connect(i, &format!("recv{i}"));
-            mbox.join(GROUP).expect("join");
-            let (tx, rx) = channel();
-            thread::spawn(move || {
-                let mut names = [[0u8; NAME_LEN]; 16];
-                let mut body = vec![0u8; PAYLOAD];
-                let mut first = None;
-                let mut received = 0;
-                while received < count {
-                    let Some((service, ..)) = receive(mbox, &mut names, &mut body) else {
-                        return;
-                    };
-                    if service & MEMBERSHIP_MESS == 0 {
-                        first.get_or_insert_with(Instant::now);
-                        received += 1;
-                    }
-                }
-                let _ = tx.send(first.expect("a message").elapsed());
-            });
-            rx
-        })
+    let receivers = (1..DAEMONS)
+        .map(|i| ring.connect(i, &format!("recv{i}")))
         .collect();
-    within("throughput sender", move || {
-        let mut names = [[0u8; NAME_LEN]; 16];
-        let mut body = vec![0u8; PAYLOAD];
-        let mut next = |done: &dyn Fn(u32, &[u8], usize) -> bool| loop {
-            let (service, group, members, _) =
-                receive(sender, &mut names, &mut body).expect("sender's session");
-            if done(service, name_text(&group), members) {
-                return;
-            }
-        };
-        let is_data = |service: u32, _: &[u8], _: usize| service & MEMBERSHIP_MESS == 0;
-        // Sends once everyone has joined.
-        next(&|service, group, members| service & REG_MEMB_MESS != 0 && group == GROUP && members == DAEMONS);
-        let payload = vec![0x5au8; PAYLOAD];
-        for sent in 1..=count {
-            sender
-                .multicast(AGREED_MESS, GROUP, 0, &[&payload])
-                .expect("multicast");
-            if sent > IN_FLIGHT {
-                next(&is_data);
-            }
-        }
-        for _ in 0..count.min(IN_FLIGHT) {
-            next(&is_data);
-        }
-    });
-    receivers
-        .iter()
-        .map(|rx| {
-            let span = rx
-                .recv_timeout(PHASE_LIMIT)
-                .expect("a receiver got every message");
-            (count - 1) as f64 / span.as_secs_f64()
-        })
-        .collect()
+    throughput(sender, receivers, b"throughput", count)
 }
 
 /// Round trips of a small RELIABLE message from daemon 1 to a client on daemon 2 and back,
@@ -326,10 +235,6 @@ fn latency(ring: &Ring, round_trips: usize) -> Vec<Duration> {
     let _ = asker.disconnect();
     times.sort();
     times
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
 /// One failover per repetition: for each, the time from the SIGKILL of daemon 3 to the network
@@ -386,7 +291,7 @@ fn measure(kind: &DaemonKind, label: &str) -> Figures {
     drop(members);
     println!("{label}: ring of {DAEMONS} formed {formed:.2?} after the first start");
 
-    let rates = throughput(&ring, messages);
+    let rates = flood(&ring, messages);
     let text: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
     println!(
         "{label}: throughput {messages} x {PAYLOAD} B AGREED, {IN_FLIGHT} in flight: {} msg/s at daemons 2, 3",

@@ -225,6 +225,8 @@ impl Daemon {
         let mut ready: Vec<Ready> = Vec::new();
         loop {
             self.epoll.wait(&mut ready, self.wait_timeout_ms())?;
+            // Every daemon-network socket is read at the first of them that is ready.
+            let mut net_read = false;
             for r in &ready {
                 match r.token {
                     SIGNAL_TOKEN => {
@@ -247,7 +249,10 @@ impl Daemon {
                         self.accept_all((LISTENER_TOKEN - t) as usize)
                     }
                     t if t > NET_TOKEN - self.net.socket_count() as u64 && t <= NET_TOKEN => {
-                        self.receive_datagrams((NET_TOKEN - t) as usize)
+                        if !net_read {
+                            net_read = true;
+                            self.receive_datagrams();
+                        }
                     }
                     t => {
                         let slot = t as usize;
@@ -317,9 +322,9 @@ impl Daemon {
         Time::from_micros(self.started.elapsed().as_micros() as u64)
     }
 
-    /// Reads datagrams from daemon-network socket `index` into the node; answers the monitor
-    /// queries among them.
-    fn receive_datagrams(&mut self, index: usize) {
+    /// Reads the datagrams waiting on the daemon-network sockets into the node; answers the
+    /// monitor queries among them.
+    fn receive_datagrams(&mut self) {
         let now = self.now();
         let (node, outputs) = (&mut self.node, &mut self.outputs);
         let (identity, queries, pending) = (
@@ -329,9 +334,8 @@ impl Daemon {
         );
         self.net.receive(
             now,
-            index,
             &mut |network, bytes| node.handle(now, Input::Packet { network, bytes }, outputs),
-            &mut |from, bytes| monitor::admit(identity, queries, pending, index, from, bytes),
+            &mut |socket, from, bytes| monitor::admit(identity, queries, pending, socket, from, bytes),
         );
         if !self.pending_queries.is_empty() {
             self.answer_queries();

@@ -35,7 +35,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 
 use super::faults::{FaultLayer, FaultStats};
 use super::sys::{self, DatagramBatch, InterfaceAddress};
@@ -345,6 +345,34 @@ fn udp_socket(address: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// A socket filter that drops datagrams from any of `own` (IPv4): the kernel loops every
+/// broadcast back to the sender's own broadcast socket, and reading each one only to drop it
+/// costs a wake-up and a copy per packet sent.
+fn own_source_filter(own: &[IpAddr]) -> Vec<SockFilter> {
+    // Classic BPF: the IPv4 source address, compared with each own address.
+    const LOAD_SOURCE: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JUMP_IF_EQUAL: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    // The network header, whatever the socket type sees first, then the source field.
+    const SOURCE_OFFSET: u32 = (libc::SKF_NET_OFF + 12) as u32;
+    let own: Vec<u32> = own
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v4) => Some(u32::from(*v4)),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let mut program = vec![SockFilter::new(LOAD_SOURCE, 0, 0, SOURCE_OFFSET)];
+    for (i, &address) in own.iter().enumerate() {
+        // On a match, jump over the remaining comparisons and the accept to the drop.
+        let to_drop = (own.len() - i) as u8;
+        program.push(SockFilter::new(JUMP_IF_EQUAL, to_drop, 0, address));
+    }
+    program.push(SockFilter::new(RETURN, 0, 0, u32::MAX));
+    program.push(SockFilter::new(RETURN, 0, 0, 0));
+    program
+}
+
 fn bind(socket: &Socket, address: SocketAddr) -> io::Result<()> {
     socket
         .bind(&address.into())
@@ -374,7 +402,13 @@ impl NetEndpoint {
             receiver.set_reuse_address(true)?;
             bind(&receiver, group)?;
             match cast {
-                SegmentCast::Broadcast(_) => sockets[0].set_broadcast(true)?,
+                SegmentCast::Broadcast(_) => {
+                    sockets[0].set_broadcast(true)?;
+                    // Best effort: without the filter, the loop-back is dropped when read.
+                    if let Err(e) = receiver.attach_filter(&own_source_filter(&links.local)) {
+                        log::warn!("filtering own broadcasts on {group}: {e}");
+                    }
+                }
                 SegmentCast::Multicast(IpAddr::V4(m)) => {
                     for local in &links.local {
                         if let IpAddr::V4(interface) = local {

@@ -3,8 +3,8 @@
 //!
 //! With one network (no `Spread_Network` block) datagrams go straight between the node and the
 //! endpoint of network 0, exactly as without multipath. With several, each datagram of the node
-//! goes through [`LinkLayer::on_send`], which picks the networks; each gets a copy re-stamped
-//! with its network id. Each datagram read goes through [`LinkLayer::on_receive`] with the
+//! goes through [`LinkLayer::on_send`], which picks the networks; it goes on each re-stamped
+//! with that network's id. Each datagram read goes through [`LinkLayer::on_receive`] with the
 //! network of the socket it came on; only the first copy of a transmission reaches the node.
 //! A datagram that came in through another network's interface goes to
 //! [`LinkLayer::arrived_elsewhere`] instead (crossed cables), never to the node. The link
@@ -19,8 +19,8 @@ use super::faults::FaultLayer;
 use super::net::{Links, NetEndpoint, NetStats};
 use crate::config::Config;
 use crate::link::{self, LinkLayer, LinkOutputs, LinkParams, LinkSetup, NetSet, Peer, Status};
-use crate::ring::{Destination, Time};
-use crate::wire::packet::restamp;
+use crate::ring::{Datagrams, Destination, Time};
+use crate::wire::packet::{is_token, restamp};
 
 /// The link layer's view of daemon `index` of segment `segment`: every daemon with the
 /// networks it is on. `None` for a configuration without extra networks.
@@ -63,14 +63,14 @@ pub struct Networks {
     sockets: Vec<(usize, usize)>,
     /// Only on a multipath ring.
     link: Option<Multipath>,
+    /// Tokens read in this [`Networks::receive`], by network: handed on after the data.
+    tokens: Datagrams<u8>,
 }
 
 struct Multipath {
     layer: LinkLayer,
     me: u32,
     out: LinkOutputs,
-    /// The copy being re-stamped for one network.
-    copy: Vec<u8>,
 }
 
 impl Networks {
@@ -115,7 +115,6 @@ impl Networks {
                     layer,
                     me,
                     out: LinkOutputs::new(),
-                    copy: Vec::new(),
                 })
             }
             None => None,
@@ -124,10 +123,11 @@ impl Networks {
             endpoints,
             sockets,
             link,
+            tokens: Datagrams::default(),
         })
     }
 
-    /// The descriptors to watch for reading, by index for [`Networks::receive`].
+    /// The descriptors to watch for reading.
     pub fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         self.endpoints.iter().flat_map(NetEndpoint::raw_fds)
     }
@@ -140,71 +140,82 @@ impl Networks {
         endpoints.iter_mut().find(|e| e.links().network == network)
     }
 
-    /// Sends a datagram of the node; false if `to` is a daemon this one cannot reach.
-    pub fn send(&mut self, now: Time, to: Destination, datagram: &[u8]) -> bool {
+    /// Sends a datagram of the node; false if `to` is a daemon this one cannot reach. On a
+    /// multipath ring it is re-stamped in place for each network it goes on.
+    pub fn send(&mut self, now: Time, to: Destination, datagram: &mut [u8]) -> bool {
         let Some(m) = self.link.as_mut() else {
             return self.endpoints[0].send(to, datagram);
         };
         let networks = m.layer.on_send(now, to, datagram);
         for network in networks.iter() {
-            m.copy.clear();
-            m.copy.extend_from_slice(datagram);
-            restamp(&mut m.copy, m.me, network);
+            restamp(datagram, m.me, network);
             if let Some(endpoint) = Self::endpoint(&mut self.endpoints, network) {
-                endpoint.send(to, &m.copy);
+                endpoint.send(to, datagram);
             }
         }
         !networks.is_empty()
     }
 
-    /// Reads the datagrams waiting on socket `k` and hands each ring datagram to `deliver`
-    /// with the network it came on, and each monitor datagram to `monitor` with its source;
-    /// the link layer's own packets are handled here.
+    /// Reads the datagrams waiting on every socket and hands each ring datagram to `deliver`
+    /// with the network it came on, and each monitor query to `monitor` with the socket it came
+    /// on (to answer from) and its source; the link layer's own packets are handled here.
+    /// Tokens go last: data sent before a token may wait on another socket (the segment
+    /// broadcast one, or another network's), and a token handed on first would have the ring
+    /// ask for that data again. Arrivals through another network's interface (crossed cables,
+    /// rare) go to the link layer after the reading, when every endpoint's interfaces can be
+    /// looked at.
     pub fn receive(
         &mut self,
         now: Time,
-        k: usize,
         deliver: &mut dyn FnMut(u8, &[u8]),
-        monitor: &mut dyn FnMut(SocketAddr, &[u8]),
+        monitor: &mut dyn FnMut(usize, SocketAddr, &[u8]),
     ) {
-        let (e, s) = self.sockets[k];
-        let (before, rest) = self.endpoints.split_at_mut(e);
-        let (endpoint, after) = rest.split_first_mut().expect("socket of an endpoint");
-        match self.link.as_mut() {
-            None => {
-                endpoint.receive(
-                    s,
-                    &mut |d| {
-                        if d.foreign_interface.is_none() {
-                            deliver(d.network, d.bytes)
-                        }
-                    },
-                    monitor,
-                );
+        let (endpoints, tokens) = (&mut self.endpoints, &mut self.tokens);
+        let mut link = self.link.as_mut();
+        let mut crossed: Vec<(u8, u32, Vec<u8>)> = Vec::new();
+        for (k, &(e, s)) in self.sockets.iter().enumerate() {
+            endpoints[e].receive(
+                s,
+                &mut |d| match d.foreign_interface {
+                    Some(interface) => crossed.push((d.network, interface, d.bytes.to_vec())),
+                    None if is_token(d.bytes) => {
+                        tokens.push_with(d.network, |arena| arena.extend_from_slice(d.bytes))
+                    }
+                    None => Self::pass(now, link.as_deref_mut(), d.network, d.bytes, deliver),
+                },
+                &mut |from, bytes| monitor(k, from, bytes),
+            );
+        }
+        for (network, bytes) in tokens.iter() {
+            Self::pass(now, link.as_deref_mut(), network, bytes, deliver);
+        }
+        tokens.clear();
+        if let Some(m) = link {
+            for (network, interface, bytes) in &crossed {
+                let elsewhere = endpoints.iter().find(|o| o.interfaces().contains(interface));
+                if let Some(o) = elsewhere {
+                    m.layer
+                        .arrived_elsewhere(now, *network, o.links().network, bytes, &mut m.out);
+                }
             }
+            Self::send_probes(endpoints, m);
+        }
+    }
+
+    /// One datagram read on `network`: through the link layer on a multipath ring.
+    fn pass(
+        now: Time,
+        link: Option<&mut Multipath>,
+        network: u8,
+        bytes: &[u8],
+        deliver: &mut dyn FnMut(u8, &[u8]),
+    ) {
+        match link {
+            None => deliver(network, bytes),
             Some(m) => {
-                let (layer, out) = (&mut m.layer, &mut m.out);
-                let others = || before.iter().chain(after.iter());
-                endpoint.receive(
-                    s,
-                    &mut |d| match d.foreign_interface {
-                        None => {
-                            if let link::Received::Ring(packet) =
-                                layer.on_receive(now, d.network, d.bytes, out)
-                            {
-                                deliver(d.network, packet.bytes)
-                            }
-                        }
-                        Some(interface) => {
-                            let elsewhere = others().find(|o| o.interfaces().contains(&interface));
-                            if let Some(o) = elsewhere {
-                                layer.arrived_elsewhere(now, d.network, o.links().network, d.bytes, out);
-                            }
-                        }
-                    },
-                    monitor,
-                );
-                Self::send_probes(&mut self.endpoints, m);
+                if let link::Received::Ring(packet) = m.layer.on_receive(now, network, bytes, &mut m.out) {
+                    deliver(network, packet.bytes)
+                }
             }
         }
     }

@@ -177,8 +177,8 @@ impl Daemon {
                             self.end_conn(slot);
                         }
                     }
-                    Output::Send { to, datagram } => {
-                        if !self.net.send(now, to, &datagram) {
+                    Output::Send { to, mut datagram } => {
+                        if !self.net.send(now, to, &mut datagram) {
                             if let Destination::Daemon(id) = to {
                                 log::warn!("datagram to unknown daemon {id:#x} dropped");
                             }

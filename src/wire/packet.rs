@@ -728,6 +728,12 @@ pub fn encode_form(
     }
 }
 
+/// Whether `bytes` claim to be a token of this format (the header's first bytes only; the
+/// packet is not checked), so a reader can hold tokens back behind data read with them.
+pub fn is_token(bytes: &[u8]) -> bool {
+    bytes.len() >= 4 && bytes[..2] == MAGIC && bytes[2] == VERSION && bytes[3] == Kind::Token as u8
+}
+
 /// Rewrites who transmitted an encoded packet and on which network, for resending a stored
 /// packet or copying one onto another network.
 pub fn restamp(packet: &mut [u8], sender: u32, network: u8) {
@@ -750,6 +756,21 @@ mod tests {
                 seq: 0x0102_0304_0506_0708,
             },
         }
+    }
+
+    #[test]
+    fn is_token_looks_at_the_header_only() {
+        let mut token = Vec::new();
+        encode_token(&mut token, &header(Kind::Token), &TokenFields::default(), &[3, 4]);
+        assert!(is_token(&token));
+        assert!(is_token(&token[..4]));
+        assert!(!is_token(&token[..3]));
+        let mut hurry = Vec::new();
+        encode_hurry(&mut hurry, &header(Kind::Hurry));
+        assert!(!is_token(&hurry));
+        assert!(!is_token(&messages_packet()));
+        token[2] = VERSION + 1;
+        assert!(!is_token(&token));
     }
 
     fn messages_packet() -> Vec<u8> {

@@ -1,11 +1,12 @@
 //! Shared by integration tests and benchmarks that run real daemons: temporary directories,
 //! free loopback ports, a daemon process that is killed when dropped, even if the test panics,
-//! several daemons sharing one configuration ([`cluster`]), and network namespaces on a bridge
-//! ([`netns`]).
+//! several daemons sharing one configuration ([`cluster`]), network namespaces on a bridge
+//! ([`netns`]), and what the benchmarks share ([`bench`]).
 
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod cluster;
 pub mod netns;
 

@@ -100,6 +100,16 @@ impl Lan {
             networks,
         };
         ip(&["netns", "add", &lan.hub]);
+        // A switch costs its hosts no CPU: bridged frames skip iptables (br_netfilter, where
+        // loaded, would otherwise run it on every frame, charged to the sending daemon).
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &lan.hub, "sysctl", "-q", "-w"])
+            .args([
+                "net.bridge.bridge-nf-call-iptables=0",
+                "net.bridge.bridge-nf-call-ip6tables=0",
+            ])
+            .args(["net.bridge.bridge-nf-call-arptables=0"])
+            .output();
         for j in 0..networks {
             let bridge = format!("br{j}");
             ip(&["-n", &lan.hub, "link", "add", &bridge, "type", "bridge"]);

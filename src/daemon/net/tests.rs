@@ -362,3 +362,32 @@ fn arrivals_through_another_interface_are_foreign_and_counted() {
     assert_eq!(alone.foreign(7, Some(3), &mut stats), None);
     assert_eq!(stats.wrong_interface, 3);
 }
+
+#[test]
+fn own_source_filter_drops_only_datagrams_from_own_addresses() {
+    let receiver = udp_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+    bind(&receiver, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let own: Vec<IpAddr> = ["127.0.0.2", "127.0.0.3"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    receiver.attach_filter(&own_source_filter(&own)).unwrap();
+    let receiver = UdpSocket::from(receiver);
+    receiver.set_nonblocking(false).unwrap();
+    receiver.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let to = receiver.local_addr().unwrap();
+    for (source, byte) in [("127.0.0.2", 2u8), ("127.0.0.3", 3), ("127.0.0.4", 4)] {
+        UdpSocket::bind((source, 0))
+            .unwrap()
+            .send_to(&[byte], to)
+            .unwrap();
+    }
+    let mut buf = [0u8; 8];
+    let (n, from) = receiver.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        (&buf[..n], from.ip()),
+        (&[4u8][..], "127.0.0.4".parse::<IpAddr>().unwrap())
+    );
+    receiver.set_nonblocking(true).unwrap();
+    assert!(receiver.recv_from(&mut buf).is_err(), "a second datagram passed");
+}

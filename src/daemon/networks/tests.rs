@@ -46,14 +46,11 @@ fn collect(n: &mut Networks, started: Instant, limit: Duration) -> Vec<(u8, Vec<
     let mut got = Vec::new();
     while Instant::now() < deadline {
         let now = Time::from_micros(started.elapsed().as_micros() as u64);
-        for k in 0..n.socket_count() {
-            n.receive(
-                now,
-                k,
-                &mut |network, bytes| got.push((network, bytes.to_vec())),
-                &mut |from, _| panic!("unexpected monitor datagram from {from}"),
-            );
-        }
+        n.receive(
+            now,
+            &mut |network, bytes| got.push((network, bytes.to_vec())),
+            &mut |_, from, _| panic!("unexpected monitor datagram from {from}"),
+        );
         n.handle_timer(now);
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -96,7 +93,7 @@ fn copies_go_on_every_network_and_the_first_is_kept() {
     assert_eq!(a.socket_count(), 2);
     let started = Instant::now();
     let datagram = hurry(&c, "a");
-    assert!(a.send(Time::ZERO, Destination::All, &datagram));
+    assert!(a.send(Time::ZERO, Destination::All, &mut datagram.clone()));
     let got = collect(&mut b, started, Duration::from_millis(100));
     assert_eq!(got.len(), 1, "{got:?}");
     let (network, bytes) = &got[0];
@@ -125,7 +122,7 @@ fn copies_go_on_every_network_and_the_first_is_kept() {
     assert!(a.send(
         Time::ZERO,
         Destination::Daemon(virtual_id_from_name("b")),
-        &hurry(&c, "a")
+        &mut hurry(&c, "a")
     ));
     let got = collect(&mut b, started, Duration::from_millis(100));
     assert_eq!(got.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [0]);
