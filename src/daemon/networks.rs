@@ -3,9 +3,9 @@
 //!
 //! With one network (no `Spread_Network` block) datagrams go straight between the node and the
 //! endpoint of network 0, exactly as without multipath. With several, each datagram of the node
-//! goes through [`LinkLayer::on_send`], which picks the networks; each gets a copy re-stamped
-//! with its network id. Each datagram read goes through [`LinkLayer::on_receive`] with the
-//! network of the socket it came on; only the first copy of a transmission reaches the node.
+//! goes through [`LinkLayer::send_copies`], which picks the networks and re-stamps a copy for
+//! each. Each datagram read goes through [`LinkLayer::on_receive`] with the network of the
+//! socket it came on; only the first copy of a transmission reaches the node.
 //! The link layer's probes go by unicast on their network.
 
 use std::io;
@@ -17,7 +17,6 @@ use super::net::{Links, NetEndpoint, NetStats};
 use crate::config::Config;
 use crate::link::{self, LinkLayer, LinkOutputs, LinkParams, LinkSetup, NetSet, Peer, Status};
 use crate::ring::{Destination, Time};
-use crate::wire::packet::restamp;
 
 /// The link layer's view of daemon `index` of segment `segment`: every daemon with the
 /// networks it is on. `None` for a configuration without extra networks.
@@ -64,10 +63,7 @@ pub struct Networks {
 
 struct Multipath {
     layer: LinkLayer,
-    me: u32,
     out: LinkOutputs,
-    /// The copy being re-stamped for one network.
-    copy: Vec<u8>,
 }
 
 impl Networks {
@@ -91,7 +87,6 @@ impl Networks {
             .collect();
         let link = match setup {
             Some(setup) => {
-                let me = setup.me;
                 log::info!(
                     "multipath ring, {:?} mode, on networks {:?}",
                     setup.mode,
@@ -101,9 +96,7 @@ impl Networks {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 Some(Multipath {
                     layer,
-                    me,
                     out: LinkOutputs::new(),
-                    copy: Vec::new(),
                 })
             }
             None => None,
@@ -133,15 +126,12 @@ impl Networks {
         let Some(m) = self.link.as_mut() else {
             return self.endpoints[0].send(to, datagram);
         };
-        let networks = m.layer.on_send(now, to, datagram);
-        for network in networks.iter() {
-            m.copy.clear();
-            m.copy.extend_from_slice(datagram);
-            restamp(&mut m.copy, m.me, network);
-            if let Some(endpoint) = Self::endpoint(&mut self.endpoints, network) {
-                endpoint.send(to, &m.copy);
+        let endpoints = &mut self.endpoints;
+        let networks = m.layer.send_copies(now, to, datagram, |network, copy| {
+            if let Some(endpoint) = Self::endpoint(endpoints, network) {
+                endpoint.send(to, copy);
             }
-        }
+        });
         !networks.is_empty()
     }
 

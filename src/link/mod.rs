@@ -9,7 +9,7 @@
 //!   network, taking the usable networks in turn; a data packet sent again (a retransmission)
 //!   goes out on another network than the one it first came or went on.
 //!
-//! The daemon sends one copy per network, re-stamped with
+//! [`LinkLayer::send_copies`] makes the copies: one per network, re-stamped with
 //! [`restamp`](crate::wire::packet::restamp)`(copy, me, network)`. Incoming,
 //! [`LinkLayer::on_receive`] keeps the first copy of each transmission for the ring and drops
 //! the others, token copies older than one already seen from the same sender, packets whose
@@ -36,8 +36,9 @@
 //!   networks (0 is the segments' network, then the `Spread_Network` blocks in order), every
 //!   other daemon of the configuration with its networks, `Options::multipath` and the
 //!   configuration hash; the ring's `Setup::network` may be any of them (copies are re-stamped);
-//! - for each datagram the ring outputs: `on_send(now, to, bytes)`, then one copy per returned
-//!   network, re-stamped, to `to`'s address on that network (the segment address for `All`);
+//! - for each datagram the ring outputs: `send_copies(now, to, bytes, send)`, which calls
+//!   `send(network, copy)` for each network; the copy goes to `to`'s address on that network
+//!   (the segment address for `All`);
 //! - for each datagram read on network `n` (the socket's network, checked with `IP_PKTINFO`):
 //!   `on_receive(now, n, bytes, &mut out)`; a [`Received::Ring`] packet goes to the ring as
 //!   `Input::Packet { network: n, packet }`;
@@ -64,7 +65,7 @@ pub use status::{Drops, Health, LinkStatus, Status};
 
 use crate::config::{MultipathMode, MAX_NETWORKS};
 use crate::ring::{Datagrams, Destination, Time};
-use crate::wire::packet::{decode, Body, Packet, RingId};
+use crate::wire::packet::{decode, restamp, Body, Packet, RingId};
 use copies::{Arrival, Copies, CopyKey, Missing};
 use health::Link;
 use probe::{Probe, ProbeKind};
@@ -272,6 +273,8 @@ pub struct LinkLayer {
     evaluated_at: Time,
     drops: Drops,
     missing: Vec<Missing>,
+    /// The copy being re-stamped for one network.
+    copy: Vec<u8>,
 }
 
 impl LinkLayer {
@@ -320,6 +323,7 @@ impl LinkLayer {
             evaluated_at: now,
             drops: Drops::default(),
             missing: Vec::new(),
+            copy: Vec::new(),
         })
     }
 
@@ -392,6 +396,28 @@ impl LinkLayer {
                 }
             }
         }
+        networks
+    }
+
+    /// Sends a ring datagram for `to`: calls `send(network, copy)` for each network
+    /// [`LinkLayer::on_send`] picks, the copy re-stamped with this daemon and that network.
+    /// Returns the networks.
+    pub fn send_copies(
+        &mut self,
+        now: Time,
+        to: Destination,
+        bytes: &[u8],
+        mut send: impl FnMut(u8, &[u8]),
+    ) -> NetSet {
+        let networks = self.on_send(now, to, bytes);
+        let mut copy = std::mem::take(&mut self.copy);
+        for network in networks.iter() {
+            copy.clear();
+            copy.extend_from_slice(bytes);
+            restamp(&mut copy, self.me, network);
+            send(network, &copy);
+        }
+        self.copy = copy;
         networks
     }
 

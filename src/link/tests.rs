@@ -141,6 +141,24 @@ fn each_mode_chooses_its_networks() {
 }
 
 #[test]
+fn copies_are_restamped_per_network() {
+    let mut active = layer(MultipathMode::Active);
+    // Stamped by someone else (a stored packet resent): every copy says daemon 1 sent it.
+    let token = token_packet(3, 1, 0, 0);
+    let mut copies = Vec::new();
+    let nets = active.send_copies(ms(1), Destination::Daemon(2), &token, |net, copy| {
+        copies.push((net, copy.to_vec()))
+    });
+    assert_eq!(nets, NetSet::first_n(3));
+    assert_eq!(copies.len(), 3);
+    for (net, copy) in copies {
+        let p = decode(&copy).unwrap();
+        assert_eq!((p.header.network, p.header.sender), (net, 1));
+        assert_eq!(copy[..4], token[..4]);
+    }
+}
+
+#[test]
 fn hybrid_retransmissions_change_network() {
     let mut hybrid = layer(MultipathMode::Hybrid);
     let mine = data_packet(1, 1, 7, 0);
@@ -413,12 +431,9 @@ impl World {
         daemon.delivered.extend(delivered);
         let mut copies = Vec::new();
         for (to, bytes) in daemon.ring_out.sends() {
-            let nets = daemon.link.on_send(now, to, bytes);
-            for net in nets.iter() {
-                let mut copy = bytes.to_vec();
-                restamp(&mut copy, me, net);
-                copies.push((to, net, copy));
-            }
+            daemon
+                .link
+                .send_copies(now, to, bytes, |net, copy| copies.push((to, net, copy.to_vec())));
         }
         daemon.ring_out.clear();
         let probes: Vec<(u32, u8, Vec<u8>)> = daemon
