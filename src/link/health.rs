@@ -97,6 +97,9 @@ pub(super) struct Link {
     history: u64,
     /// Sequence number of the peer's last link packet here.
     pub last_seq: Option<u32>,
+    /// A single link packet missing before the last one, not counted yet: it may only be
+    /// overtaken (reordered) and come next.
+    pub hole: Option<u32>,
     /// When a packet claiming this network last arrived elsewhere, and where.
     crossed: Option<(Time, u8)>,
     /// Start of the current run of good reception.
@@ -134,6 +137,7 @@ impl Link {
             miss_streak: 0,
             history: 0,
             last_seq: None,
+            hole: None,
             crossed: None,
             run_start: None,
             peer_view: None,

@@ -612,16 +612,32 @@ impl LinkLayer {
         link.heard(now, false, params);
         // Serial arithmetic: a gap forward is lost packets; a short step back is a late packet
         // (already counted as lost); a long one is a restarted peer counting from zero again.
+        // A gap of one packet is counted at the next arrival if that packet has not come by
+        // then: packets sent close together may swap places on the way.
         let forward = link.last_seq.map(|last| p.seq.wrapping_sub(last));
         match forward {
             Some(step) if step > 0 && step < 1 << 31 => {
-                for _ in 0..(step - 1).min(64) {
+                if link.hole.take().is_some() {
                     link.outcome(true);
+                }
+                if step == 2 {
+                    link.hole = Some(p.seq.wrapping_sub(1));
+                } else {
+                    for _ in 0..(step - 1).min(64) {
+                        link.outcome(true);
+                    }
                 }
                 link.last_seq = Some(p.seq);
             }
-            Some(step) if step.wrapping_neg() <= 64 => {}
-            _ => link.last_seq = Some(p.seq),
+            Some(step) if step.wrapping_neg() <= 64 => {
+                if link.hole == Some(p.seq) {
+                    link.hole = None;
+                }
+            }
+            _ => {
+                link.last_seq = Some(p.seq);
+                link.hole = None;
+            }
         }
         link.outcome(false);
         match p.kind {

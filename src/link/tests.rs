@@ -990,6 +990,36 @@ fn probe_from(sender: u32, kind: probe::ProbeKind, network: u8, seq: u32, timest
 }
 
 #[test]
+fn probes_swapped_on_the_way_are_not_lost() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    let missed = |l: &LinkLayer| {
+        let st = l.status(ms(10));
+        st.links
+            .iter()
+            .find(|s| s.peer == 2 && s.network == 1)
+            .unwrap()
+            .counters
+            .missed
+    };
+    // 3 overtakes 2: no loss.
+    for seq in [1, 3, 2, 4] {
+        let p = probe_from(2, probe::ProbeKind::Probe, 1, seq, 0);
+        l.on_receive(ms(u64::from(seq)), 1, &p, &mut out);
+    }
+    assert_eq!(missed(&l), 0);
+    // 6 never comes: counted when 7 arrives without it, and 9's gap at once.
+    for seq in [5, 7, 8] {
+        let p = probe_from(2, probe::ProbeKind::Probe, 1, seq, 0);
+        l.on_receive(ms(u64::from(seq)), 1, &p, &mut out);
+    }
+    assert_eq!(missed(&l), 1);
+    let p = probe_from(2, probe::ProbeKind::Probe, 1, 12, 0);
+    l.on_receive(ms(9), 1, &p, &mut out);
+    assert_eq!(missed(&l), 4);
+}
+
+#[test]
 fn probes_are_acked_and_count_losses_and_round_trips() {
     let mut l = layer(MultipathMode::Active);
     let mut out = LinkOutputs::new();
