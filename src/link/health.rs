@@ -90,8 +90,8 @@ pub(super) struct PeerView {
 pub(super) struct Link {
     pub network: u8,
     last_heard: Time,
-    /// The last arrival was a ring packet (traffic flows here), not a probe.
-    last_was_ring: bool,
+    /// When a ring packet of the peer last arrived here.
+    last_ring: Option<Time>,
     miss_streak: u32,
     /// The last 64 outcomes of expected arrivals, newest in bit 0; a set bit is a miss.
     history: u64,
@@ -133,7 +133,7 @@ impl Link {
         Link {
             network,
             last_heard: now,
-            last_was_ring: false,
+            last_ring: None,
             miss_streak: 0,
             history: 0,
             last_seq: None,
@@ -197,7 +197,16 @@ impl Link {
             self.run_start = Some(now);
         }
         self.last_heard = now;
-        self.last_was_ring = ring;
+        if ring {
+            self.last_ring = Some(now);
+        }
+    }
+
+    /// Traffic flows here: the peer's ring packets came until shortly before the last arrival
+    /// (a probe among them does not make the link idle).
+    fn busy(&self, params: &LinkParams) -> bool {
+        self.last_ring
+            .is_some_and(|t| self.last_heard.since(t) < params.busy_silence)
     }
 
     /// An expected copy or probe arrived (`missed` false) or never came (`missed` true).
@@ -258,7 +267,7 @@ impl Link {
         }
         let quiet = now.since(self.last_heard);
         if quiet >= params.idle_silence
-            || (self.last_was_ring && heard_elsewhere && quiet >= params.busy_silence)
+            || (self.busy(params) && heard_elsewhere && quiet >= params.busy_silence)
         {
             return Reception::Silent;
         }
@@ -366,7 +375,7 @@ impl Link {
         let candidates = if self.up {
             [
                 Some(self.last_heard + params.idle_silence),
-                self.last_was_ring.then(|| self.last_heard + params.busy_silence),
+                self.busy(params).then(|| self.last_heard + params.busy_silence),
                 confirm,
             ]
         } else {

@@ -990,6 +990,40 @@ fn probe_from(sender: u32, kind: probe::ProbeKind, network: u8, seq: u32, timest
 }
 
 #[test]
+fn a_probe_last_before_a_cut_still_counts_as_busy() {
+    let mut l = LinkLayer::new(
+        Time::ZERO,
+        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Hybrid),
+        LinkParams::default(),
+    )
+    .unwrap();
+    let mut out = LinkOutputs::new();
+    // Daemon 2's data comes on both networks in turn; at 500 ms a probe comes on network 1,
+    // then network 1 is cut and the data comes on network 0 only.
+    let mut seq = 0;
+    for t in 1..=800u64 {
+        let now = ms(t);
+        if t % 5 == 0 {
+            seq += 1;
+            let net = if t <= 500 { (seq % 2) as u8 } else { 0 };
+            l.on_receive(now, net, &data_packet(2, 2, seq, net), &mut out);
+        }
+        if t == 501 {
+            let p = probe_from(2, probe::ProbeKind::Probe, 1, 1, 0);
+            l.on_receive(now, 1, &p, &mut out);
+        }
+        if l.next_deadline() <= now {
+            l.handle_timer(now, &mut out);
+        }
+        out.clear();
+    }
+    let st = l.status(ms(800));
+    let link = st.links.iter().find(|s| s.network == 1).unwrap();
+    let down = link.transitions.iter().find(|t| !t.up).map(|t| at_ms(t.at));
+    assert!(down.is_some_and(|at| at <= 501.0 + 250.0), "{link:?}");
+}
+
+#[test]
 fn probes_swapped_on_the_way_are_not_lost() {
     let mut l = layer(MultipathMode::Active);
     let mut out = LinkOutputs::new();
