@@ -11,15 +11,25 @@
 //!
 //! Checked on every step: extended virtual synchrony ([`crate::sim::evs::check`]), and, while
 //! one network stays healthy between every pair of daemons, no membership change at all once
-//! the first configuration of every daemon formed. At the end every message was delivered
-//! everywhere. From the link layers' status: a link a fault cut is down within
-//! [`BUSY_DETECTION`] if the peer's ring traffic came on it just before, else within
-//! [`IDLE_DETECTION`]; a link whose wires are whole again is up within [`REENABLE`] unless
-//! damping holds it; every link is up at the end; a link comes back at most once per damping
-//! period (so a flapping link goes through at most one down/up cycle per 30 s); a lagging
-//! network produces stale token copies, and they are dropped. The control scenario
-//! ([`Kind::Isolation`]) cuts every cable of one daemon: the membership must change, and merge
-//! again.
+//! the first configuration of every daemon formed (one regular configuration per daemon from
+//! then on). At the end every message was delivered everywhere. From the link layers' status:
+//!
+//! - a link a fault cut is down within [`BUSY_DETECTION`] if the peer's ring traffic came on it
+//!   within [`BUSY_WINDOW`] before the cut and still reaches the daemon on another network,
+//!   else within [`IDLE_DETECTION`] (the sender's end of a one-way cut too: it learns from the
+//!   receiver's reports);
+//! - a link whose wires are whole again (both ways) is up within [`REENABLE`] unless damping
+//!   holds it (or copies a lagging network delayed may still arrive); every link is up and
+//!   usable at the end;
+//! - damping: a link's consecutive returns (up transitions) are at least the damping period
+//!   (30 s) apart, so after its first failure a flapping link goes through at most one
+//!   down/up cycle per 30 s; over a flapping period of P it changes state at most
+//!   3 + 2 floor(P / 30 s) times (down, back after the 1 s hold, down again and now damped, then
+//!   one up and one down per damping period at most);
+//! - a lagging network produces stale token copies (dropped by the link layer or the ring).
+//!
+//! The control scenario ([`Kind::Isolation`]) cuts every cable of one daemon: the membership
+//! must change, and merge again.
 
 pub mod scenario;
 
@@ -47,7 +57,7 @@ pub const BUSY_DETECTION: Duration = Duration::from_millis(250);
 /// A link cut while idle is down this soon.
 pub const IDLE_DETECTION: Duration = Duration::from_secs(1);
 /// Ring traffic from the peer on a link this shortly before a cut makes it busy.
-const BUSY_WINDOW: Duration = Duration::from_millis(50);
+pub const BUSY_WINDOW: Duration = Duration::from_millis(50);
 /// A link whose wires are whole again is up this soon, unless damped.
 pub const REENABLE: Duration = Duration::from_millis(2500);
 /// How often the end of a run looks whether every link is up.
@@ -209,7 +219,7 @@ struct Sim<'s> {
     conditions: Vec<crate::sim::network::Faults>,
     /// The longest a datagram sent now takes on each network.
     slowest: Vec<Duration>,
-    /// Until when datagrams sent under a network's earlier, slower conditions may arrive.
+    /// Until when datagrams a network delayed may arrive (or it still lags).
     late_until: Vec<Time>,
     wires: Wires,
     /// (daemon, peer, network): when a ring packet of the peer last came on that link.
@@ -624,8 +634,14 @@ impl Sim<'_> {
             }
             Action::Conditions { network, conditions } => {
                 let net = network as usize;
-                let late = self.now + self.slowest[net];
-                self.late_until[net] = self.late_until[net].max(late);
+                // While a network lags (its conditions are not its first ones), and until what
+                // it delayed has arrived, its links are not expected back.
+                let late = if conditions == self.s.conditions[net] {
+                    self.now + self.slowest[net]
+                } else {
+                    Time::from_micros(u64::MAX)
+                };
+                self.late_until[net] = late;
                 self.slowest[net] = conditions.latency + conditions.jitter;
                 self.nets[net].set_delay(conditions.latency, conditions.jitter);
                 self.conditions[net] = conditions.faults;

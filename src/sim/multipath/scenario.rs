@@ -279,7 +279,8 @@ impl Scenario {
         start + length
     }
 
-    /// Network `network` 1 to 3 s behind, duplicating and reordering, for `length`.
+    /// Network `network` 1 to 3 s behind, duplicating, for `length`; the delay of each copy
+    /// drawn apart reorders them.
     fn lag(&mut self, rng: &mut Rng, network: u8, start: Duration, length: Duration) -> Duration {
         let normal = self.conditions[network as usize];
         let lagging = Conditions {
@@ -288,7 +289,7 @@ impl Scenario {
             faults: Faults {
                 loss: 0.0,
                 duplicate: [0.1, 0.3][rng.below(2) as usize],
-                reorder: 0.1,
+                reorder: 0.0,
             },
         };
         self.at(
