@@ -43,7 +43,7 @@ use std::time::Duration;
 pub use scenario::{Action, Conditions, Flapping, Kind, Scenario};
 
 use super::evs::{Cluster, Violation};
-use super::network::{Event, Network, NetworkStats};
+use super::network::{Event, Faults, Network, NetworkStats};
 use crate::link::{DropReason, LinkLayer, LinkOutputs, LinkSetup, LinkStatus, Peer, Received};
 use crate::membership::{Input, Membership, MembershipStats, Outputs};
 use crate::ring::{Destination, RingStats, Time};
@@ -176,8 +176,8 @@ struct Wires {
     plugged: Vec<Vec<bool>>,
     /// (from, to, network) cut one way.
     one_way: Vec<(usize, usize, u8)>,
-    /// (from, to, network): since when the wire is cut, or whole.
-    changed: HashMap<(usize, usize, u8), (bool, Time)>,
+    /// (from, to, network): when the wire was last cut or made whole.
+    changed: HashMap<(usize, usize, u8), Time>,
 }
 
 impl Wires {
@@ -202,7 +202,8 @@ impl Wires {
     fn since(&self, from: usize, to: usize, network: u8) -> Time {
         self.changed
             .get(&(from, to, network))
-            .map_or(Time::ZERO, |&(_, t)| t)
+            .copied()
+            .unwrap_or(Time::ZERO)
     }
 }
 
@@ -216,7 +217,7 @@ struct Sim<'s> {
     link_out: LinkOutputs,
     /// One per network.
     nets: Vec<Network>,
-    conditions: Vec<crate::sim::network::Faults>,
+    conditions: Vec<Faults>,
     /// The longest a datagram sent now takes on each network.
     slowest: Vec<Duration>,
     /// Until when datagrams a network delayed may arrive (or it still lags).
@@ -655,14 +656,10 @@ impl Sim<'_> {
         let after = self.wire_states();
         let now = self.now;
         for (&(from, to, network), &whole) in &after {
-            if before[&(from, to, network)] != whole {
-                self.wires.changed.insert((from, to, network), (whole, now));
-            }
-        }
-        for (&(from, to, network), &whole) in &after {
             if before[&(from, to, network)] == whole {
                 continue;
             }
+            self.wires.changed.insert((from, to, network), now);
             if whole {
                 // Whole both ways again (scheduled once when both ways came back together):
                 // both ends bring the link back.
