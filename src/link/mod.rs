@@ -4,7 +4,8 @@
 //! which networks each ring datagram goes, following the mode:
 //!
 //! - `active`: every packet and the token on every usable network;
-//! - `passive`: everything on the first usable network (network order is failover order);
+//! - `passive`: everything on the first usable network (network order is failover order),
+//!   but a token resent more than once (it was lost) on every usable network;
 //! - `hybrid`: the token (and hurry requests) on every usable network, each data packet on one
 //!   network, taking the usable networks in turn; a data packet sent again (a retransmission)
 //!   goes out on another network than the one it first came or went on.
@@ -349,6 +350,13 @@ impl LinkLayer {
             Body::Data(d) => Some((p.header.ring, d.seq)),
             Body::Token(_) | Body::Hurry | Body::Alive | Body::Join(_) | Body::Form(_) => None,
         });
+        // A token resent twice was lost (one resend is routine: the idle ring's leader holds
+        // the token and lets it go on its hurry timeout). In passive mode it goes on every
+        // usable network, so that a network failing for less than it takes to notice cannot
+        // eat it again and again.
+        let resent_token = packet
+            .as_ref()
+            .is_some_and(|p| matches!(p.body, Body::Token(t) if t.fields.retrans > 1));
         let networks = match to {
             Destination::Daemon(id) => {
                 let Some(index) = self.peer_index(id) else {
@@ -356,7 +364,12 @@ impl LinkLayer {
                     return NetSet::EMPTY;
                 };
                 let usable = self.usable(now, index);
-                route::unicast(self.mode, usable, self.peers[index].networks)
+                let mode = if resent_token {
+                    MultipathMode::Active
+                } else {
+                    self.mode
+                };
+                route::unicast(mode, usable, self.peers[index].networks)
             }
             Destination::All => {
                 let mut reach = std::mem::take(&mut self.reach);
