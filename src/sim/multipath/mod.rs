@@ -447,8 +447,8 @@ impl Sim<'_> {
         self.plan = s.plan.iter().map(|&(at, a)| (t0 + at, a)).collect();
     }
 
-    /// The active period is over, everything is delivered in one configuration, and no check
-    /// is left.
+    /// The active period is over, everything is delivered in one configuration, no check is
+    /// left, and every link is up and usable.
     fn finished(&mut self) -> bool {
         let done = self.formed_at.is_some_and(|t0| self.now >= t0 + self.s.active)
             && self.next_action >= self.plan.len()
