@@ -3,8 +3,8 @@
 //!
 //! With one network (no `Spread_Network` block) datagrams go straight between the node and the
 //! endpoint of network 0, exactly as without multipath. With several, each datagram of the node
-//! goes through [`LinkLayer::on_send`], which picks the networks; it goes on each re-stamped
-//! with that network's id. Each datagram read goes through [`LinkLayer::on_receive`] with the
+//! goes through [`LinkLayer::send_copies`], which picks the networks and re-stamps the datagram
+//! in place for each. Each datagram read goes through [`LinkLayer::on_receive`] with the
 //! network of the socket it came on; only the first copy of a transmission reaches the node.
 //! A datagram that came in through another network's interface goes to
 //! [`LinkLayer::arrived_elsewhere`] instead (crossed cables), never to the node. The link
@@ -20,7 +20,7 @@ use super::net::{Links, NetEndpoint, NetStats};
 use crate::config::Config;
 use crate::link::{self, LinkLayer, LinkOutputs, LinkParams, LinkSetup, NetSet, Peer, Status};
 use crate::ring::{Datagrams, Destination, Time};
-use crate::wire::packet::{is_token, restamp};
+use crate::wire::packet::is_token;
 
 /// The link layer's view of daemon `index` of segment `segment`: every daemon with the
 /// networks it is on. `None` for a configuration without extra networks.
@@ -69,7 +69,6 @@ pub struct Networks {
 
 struct Multipath {
     layer: LinkLayer,
-    me: u32,
     out: LinkOutputs,
 }
 
@@ -103,7 +102,6 @@ impl Networks {
             .collect();
         let link = match setup {
             Some(setup) => {
-                let me = setup.me;
                 log::info!(
                     "multipath ring, {:?} mode, on networks {:?}",
                     setup.mode,
@@ -113,7 +111,6 @@ impl Networks {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 Some(Multipath {
                     layer,
-                    me,
                     out: LinkOutputs::new(),
                 })
             }
@@ -146,13 +143,12 @@ impl Networks {
         let Some(m) = self.link.as_mut() else {
             return self.endpoints[0].send(to, datagram);
         };
-        let networks = m.layer.on_send(now, to, datagram);
-        for network in networks.iter() {
-            restamp(datagram, m.me, network);
-            if let Some(endpoint) = Self::endpoint(&mut self.endpoints, network) {
-                endpoint.send(to, datagram);
+        let endpoints = &mut self.endpoints;
+        let networks = m.layer.send_copies(now, to, datagram, |network, copy| {
+            if let Some(endpoint) = Self::endpoint(endpoints, network) {
+                endpoint.send(to, copy);
             }
-        }
+        });
         !networks.is_empty()
     }
 

@@ -126,13 +126,16 @@ pub(super) struct Link {
     pub network: u8,
     /// `None` until anything valid from the peer arrived here.
     last_heard: Option<Time>,
-    /// The last arrival was a ring packet (traffic flows here), not a probe.
-    last_was_ring: bool,
+    /// When a ring packet of the peer last arrived here.
+    last_ring: Option<Time>,
     miss_streak: u32,
     /// The last 64 outcomes of expected arrivals, newest in bit 0; a set bit is a miss.
     history: u64,
     /// Sequence number of the peer's last link packet here.
     pub last_seq: Option<u32>,
+    /// A single link packet missing before the last one, not counted yet: it may only be
+    /// overtaken (reordered) and come next.
+    pub hole: Option<u32>,
     /// When a packet claiming this network last arrived elsewhere, and where.
     crossed: Option<(Time, u8)>,
     /// Start of the current run of good reception.
@@ -168,10 +171,11 @@ impl Link {
         Link {
             network,
             last_heard: None,
-            last_was_ring: false,
+            last_ring: None,
             miss_streak: 0,
             history: 0,
             last_seq: None,
+            hole: None,
             crossed: None,
             run_start: None,
             peer_view: None,
@@ -235,7 +239,18 @@ impl Link {
             self.run_start = Some(now);
         }
         self.last_heard = Some(now);
-        self.last_was_ring = ring;
+        if ring {
+            self.last_ring = Some(now);
+        }
+    }
+
+    /// Traffic flows here: the peer's ring packets came until shortly before the last arrival
+    /// (a probe among them does not make the link idle).
+    fn busy(&self, params: &LinkParams) -> bool {
+        match (self.last_ring, self.last_heard) {
+            (Some(ring), Some(heard)) => heard.since(ring) < params.busy_silence,
+            _ => false,
+        }
     }
 
     /// An expected copy or probe arrived (`missed` false) or never came (`missed` true).
@@ -301,7 +316,7 @@ impl Link {
         }
         let quiet = self.quiet(now);
         if quiet >= params.idle_silence
-            || (self.last_was_ring && heard_elsewhere && quiet >= params.busy_silence)
+            || (self.busy(params) && heard_elsewhere && quiet >= params.busy_silence)
         {
             return Reception::Silent;
         }
@@ -445,7 +460,7 @@ impl Link {
             LinkState::Up => [
                 self.last_heard.map(|t| t + params.idle_silence),
                 self.last_heard
-                    .filter(|_| self.last_was_ring)
+                    .filter(|_| self.busy(params))
                     .map(|t| t + params.busy_silence),
                 confirm,
             ],

@@ -4,13 +4,14 @@
 //! which networks each ring datagram goes, following the mode:
 //!
 //! - `active`: every packet and the token on every usable network;
-//! - `passive`: everything on the first usable network (network order is failover order);
+//! - `passive`: everything on the first usable network (network order is failover order),
+//!   but a token resent more than once (it was lost) on every usable network;
 //! - `hybrid`: the token (and hurry requests) on every usable network, each data packet on one
 //!   network, taking the usable networks in turn; a data packet sent again (a retransmission)
 //!   goes out on another network than the one it first came or went on.
 //!
-//! The daemon sends one copy per network, re-stamped with
-//! [`restamp`](crate::wire::packet::restamp)`(copy, me, network)`. Incoming,
+//! [`LinkLayer::send_copies`] sends the copies: one per network, the datagram re-stamped in place
+//! with [`restamp`](crate::wire::packet::restamp)`(bytes, me, network)` before each. Incoming,
 //! [`LinkLayer::on_receive`] keeps the first copy of each transmission for the ring and drops
 //! the others, token copies older than one already seen from the same sender, packets whose
 //! claimed network is not the one they arrived on (crossed cables), and probes (consumed here).
@@ -39,8 +40,9 @@
 //!   networks (0 is the segments' network, then the `Spread_Network` blocks in order), every
 //!   other daemon of the configuration with its networks, `Options::multipath` and the
 //!   configuration hash; the ring's `Setup::network` may be any of them (copies are re-stamped);
-//! - for each datagram the ring outputs: `on_send(now, to, bytes)`, then one copy per returned
-//!   network, re-stamped, to `to`'s address on that network (the segment address for `All`);
+//! - for each datagram the ring outputs: `send_copies(now, to, bytes, send)`, which re-stamps
+//!   the datagram for each network it picks and calls `send(network, bytes)`; it goes to `to`'s
+//!   address on that network (the segment address for `All`);
 //! - for each datagram read on network `n` (the socket's network; the daemon drops one that came
 //!   in through an interface of another network, and reports it with
 //!   [`LinkLayer::arrived_elsewhere`]): `on_receive(now, n, bytes, &mut out)`; a
@@ -68,7 +70,7 @@ pub use status::{Drops, Health, LinkStatus, Status};
 
 use crate::config::{MultipathMode, MAX_NETWORKS};
 use crate::ring::{Datagrams, Destination, Time};
-use crate::wire::packet::{decode, Body, Packet, RingId};
+use crate::wire::packet::{decode, restamp, Body, Packet, RingId};
 use copies::{Arrival, Copies, CopyKey, Missing};
 use health::Link;
 use probe::{Probe, ProbeKind};
@@ -377,6 +379,13 @@ impl LinkLayer {
             Body::Data(d) => Some((p.header.ring, d.seq)),
             Body::Token(_) | Body::Hurry | Body::Alive | Body::Join(_) | Body::Form(_) => None,
         });
+        // A token resent twice was lost (one resend is routine: the idle ring's leader holds
+        // the token and lets it go on its hurry timeout). In passive mode it goes on every
+        // usable network, so that a network failing for less than it takes to notice cannot
+        // eat it again and again.
+        let resent_token = packet
+            .as_ref()
+            .is_some_and(|p| matches!(p.body, Body::Token(t) if t.fields.retrans > 1));
         let networks = match to {
             Destination::Daemon(id) => {
                 let Some(index) = self.peer_index(id) else {
@@ -384,7 +393,12 @@ impl LinkLayer {
                     return NetSet::EMPTY;
                 };
                 let usable = self.usable(now, index);
-                route::unicast(self.mode, usable, self.peers[index].networks)
+                let mode = if resent_token {
+                    MultipathMode::Active
+                } else {
+                    self.mode
+                };
+                route::unicast(mode, usable, self.peers[index].networks)
             }
             Destination::All => {
                 let mut reach = std::mem::take(&mut self.reach);
@@ -423,6 +437,24 @@ impl LinkLayer {
                     link.counters.copies_sent += 1;
                 }
             }
+        }
+        networks
+    }
+
+    /// Sends a ring datagram for `to`: for each network [`LinkLayer::on_send`] picks, re-stamps
+    /// `bytes` in place with this daemon and that network and calls `send(network, bytes)`.
+    /// Returns the networks.
+    pub fn send_copies(
+        &mut self,
+        now: Time,
+        to: Destination,
+        bytes: &mut [u8],
+        mut send: impl FnMut(u8, &[u8]),
+    ) -> NetSet {
+        let networks = self.on_send(now, to, bytes);
+        for network in networks.iter() {
+            restamp(bytes, self.me, network);
+            send(network, bytes);
         }
         networks
     }
@@ -571,9 +603,13 @@ impl LinkLayer {
                 kind: h.kind,
             },
         };
-        let expected = self.expected_copies(now, index, &key);
+        // Copies are expected of a transmission first seen on a network in use. One coming on
+        // a network not in use may be late (a lagging network) and says nothing of the others.
+        let mut expected = self.expected_copies(now, index, &key);
         if expected.contains(arrival) {
             self.peers[index].links[l].outcome(false);
+        } else {
+            expected = NetSet::EMPTY;
         }
         let received = match self.copies.arrive(now, key, arrival, expected) {
             Arrival::Duplicate => {
@@ -662,16 +698,32 @@ impl LinkLayer {
         link.heard(now, false, params);
         // Serial arithmetic: a gap forward is lost packets; a short step back is a late packet
         // (already counted as lost); a long one is a restarted peer counting from zero again.
+        // A gap of one packet is counted at the next arrival if that packet has not come by
+        // then: packets sent close together may swap places on the way.
         let forward = link.last_seq.map(|last| p.seq.wrapping_sub(last));
         match forward {
             Some(step) if step > 0 && step < 1 << 31 => {
-                for _ in 0..(step - 1).min(64) {
+                if link.hole.take().is_some() {
                     link.outcome(true);
+                }
+                if step == 2 {
+                    link.hole = Some(p.seq.wrapping_sub(1));
+                } else {
+                    for _ in 0..(step - 1).min(64) {
+                        link.outcome(true);
+                    }
                 }
                 link.last_seq = Some(p.seq);
             }
-            Some(step) if step.wrapping_neg() <= 64 => {}
-            _ => link.last_seq = Some(p.seq),
+            Some(step) if step.wrapping_neg() <= 64 => {
+                if link.hole == Some(p.seq) {
+                    link.hole = None;
+                }
+            }
+            _ => {
+                link.last_seq = Some(p.seq);
+                link.hole = None;
+            }
         }
         link.outcome(false);
         match p.kind {

@@ -77,9 +77,16 @@ fn unheard_layer(mode: MultipathMode) -> LinkLayer {
 /// [`unheard_layer`] with every link heard both ways.
 fn layer(mode: MultipathMode) -> LinkLayer {
     let mut l = unheard_layer(mode);
+    hear_all(&mut l, &[2, 3], 3);
+    l
+}
+
+/// Brings every link of `l` to `peers` on the first `networks` networks up at time zero: a
+/// probe from each peer on each network, reporting it hears us.
+fn hear_all(l: &mut LinkLayer, peers: &[u32], networks: u8) {
     let mut out = LinkOutputs::new();
-    for peer in [2, 3] {
-        for net in 0..3 {
+    for &peer in peers {
+        for net in 0..networks {
             let p = probe_from(peer, probe::ProbeKind::Probe, net, u32::from(net) + 1, 0);
             assert!(matches!(
                 l.on_receive(Time::ZERO, net, &p, &mut out),
@@ -88,7 +95,6 @@ fn layer(mode: MultipathMode) -> LinkLayer {
         }
     }
     assert!(l.status(Time::ZERO).links.iter().all(|s| s.usable));
-    l
 }
 
 fn set(nets: &[u8]) -> NetSet {
@@ -135,6 +141,12 @@ fn each_mode_chooses_its_networks() {
 
     let mut passive = layer(MultipathMode::Passive);
     assert_eq!(passive.on_send(ms(1), Destination::Daemon(2), &token), set(&[0]));
+    // A token resent twice was lost, maybe on a network not yet known as failed: it goes
+    // everywhere. One resend is the idle ring's routine.
+    let resent = token_packet(1, 1, 1, 0);
+    assert_eq!(passive.on_send(ms(1), Destination::Daemon(2), &resent), set(&[0]));
+    let lost = token_packet(1, 1, 2, 0);
+    assert_eq!(passive.on_send(ms(1), Destination::Daemon(2), &lost), all);
     for seq in 1..=3 {
         assert_eq!(
             passive.on_send(ms(1), Destination::All, &data_packet(1, 1, seq, 0)),
@@ -156,6 +168,24 @@ fn each_mode_chooses_its_networks() {
     );
     let st = active.status(ms(1));
     assert!(st.links.iter().all(|l| l.counters.copies_sent >= 3), "{st:?}");
+}
+
+#[test]
+fn copies_are_restamped_per_network() {
+    let mut active = layer(MultipathMode::Active);
+    // Stamped by someone else (a stored packet resent): every copy says daemon 1 sent it.
+    let mut token = token_packet(3, 1, 0, 0);
+    let mut copies = Vec::new();
+    let nets = active.send_copies(ms(1), Destination::Daemon(2), &mut token, |net, copy| {
+        copies.push((net, copy.to_vec()))
+    });
+    assert_eq!(nets, NetSet::first_n(3));
+    assert_eq!(copies.len(), 3);
+    for (net, copy) in copies {
+        let p = decode(&copy).unwrap();
+        assert_eq!((p.header.network, p.header.sender), (net, 1));
+        assert_eq!(copy[..4], token[..4]);
+    }
 }
 
 #[test]
@@ -431,12 +461,11 @@ impl World {
         daemon.delivered.extend(delivered);
         let mut copies = Vec::new();
         for (to, bytes) in daemon.ring_out.sends() {
-            let nets = daemon.link.on_send(now, to, bytes);
-            for net in nets.iter() {
-                let mut copy = bytes.to_vec();
-                restamp(&mut copy, me, net);
-                copies.push((to, net, copy));
-            }
+            daemon
+                .link
+                .send_copies(now, to, &mut bytes.to_vec(), |net, copy| {
+                    copies.push((to, net, copy.to_vec()))
+                });
         }
         daemon.ring_out.clear();
         let probes: Vec<(u32, u8, Vec<u8>)> = daemon
@@ -733,9 +762,15 @@ fn passive_fails_over_in_network_order() {
         at1[0] > start[0] && at1[1] == start[1] && at1[2] == start[2],
         "{start:?} {at1:?}"
     );
+    let tokens_on_2 = |w: &World| -> u64 { w.links_on(2).iter().map(|(_, l)| l.counters.tokens).sum() };
+    let tokens_at1 = tokens_on_2(&w);
     w.run_until(ms(3000));
     let at3 = carried(&w);
-    assert!(at3[1] > at1[1] && at3[2] == at1[2], "{at3:?}");
+    // Network 2 carried nothing but the tokens lost on network 0 and resent everywhere.
+    assert!(
+        at3[1] > at1[1] && at3[2] - at1[2] == tokens_on_2(&w) - tokens_at1,
+        "{at3:?}"
+    );
     w.run_until(ms(6000));
     let at6 = carried(&w);
     assert!(at6[2] > at3[2], "{at6:?}");
@@ -1119,6 +1154,103 @@ fn probe_from(sender: u32, kind: probe::ProbeKind, network: u8, seq: u32, timest
         },
     );
     bytes
+}
+
+#[test]
+fn a_probe_last_before_a_cut_still_counts_as_busy() {
+    let mut l = LinkLayer::new(
+        Time::ZERO,
+        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Hybrid),
+        LinkParams::default(),
+    )
+    .unwrap();
+    let mut out = LinkOutputs::new();
+    // Daemon 2's data comes on both networks in turn; at 500 ms a probe comes on network 1,
+    // then network 1 is cut and the data comes on network 0 only.
+    let mut seq = 0;
+    for t in 1..=800u64 {
+        let now = ms(t);
+        if t % 5 == 0 {
+            seq += 1;
+            let net = if t <= 500 { (seq % 2) as u8 } else { 0 };
+            l.on_receive(now, net, &data_packet(2, 2, seq, net), &mut out);
+        }
+        if t == 501 {
+            let p = probe_from(2, probe::ProbeKind::Probe, 1, 1, 0);
+            l.on_receive(now, 1, &p, &mut out);
+        }
+        if l.next_deadline() <= now {
+            l.handle_timer(now, &mut out);
+        }
+        out.clear();
+    }
+    let st = l.status(ms(800));
+    let link = st.links.iter().find(|s| s.network == 1).unwrap();
+    let down = link.transitions.iter().find(|t| !t.up).map(|t| at_ms(t.at));
+    assert!(down.is_some_and(|at| at <= 501.0 + 250.0), "{link:?}");
+}
+
+#[test]
+fn late_copies_on_a_failed_network_do_not_blame_the_others() {
+    let mut l = LinkLayer::new(
+        Time::ZERO,
+        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Active),
+        LinkParams::default(),
+    )
+    .unwrap();
+    let mut out = LinkOutputs::new();
+    hear_all(&mut l, &[2], 2);
+    // Daemon 2's data comes on network 0 only: network 1 falls silent and fails. From 1.5 s
+    // on, network 1 brings copies of the old packets, long after network 0 did (a lagging
+    // network): they must not count as copies network 0 missed.
+    for t in 1..=2500u64 {
+        let now = ms(t);
+        if t % 5 == 0 {
+            let seq = t / 5;
+            l.on_receive(now, 0, &data_packet(2, 2, seq, 0), &mut out);
+            if t >= 1500 {
+                l.on_receive(now, 1, &data_packet(2, 2, seq - 290, 1), &mut out);
+            }
+        }
+        if l.next_deadline() <= now {
+            l.handle_timer(now, &mut out);
+        }
+        out.clear();
+    }
+    let st = l.status(ms(2500));
+    let (net0, net1) = (&st.links[0], &st.links[1]);
+    assert!(!net1.up, "{net1:?}");
+    assert!(net0.up && net0.counters.missed == 0, "{net0:?}");
+}
+
+#[test]
+fn probes_swapped_on_the_way_are_not_lost() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    let missed = |l: &LinkLayer| {
+        let st = l.status(ms(10));
+        st.links
+            .iter()
+            .find(|s| s.peer == 2 && s.network == 1)
+            .unwrap()
+            .counters
+            .missed
+    };
+    // 3 overtakes 2: no loss.
+    for seq in [1, 3, 2, 4] {
+        let p = probe_from(2, probe::ProbeKind::Probe, 1, seq, 0);
+        l.on_receive(ms(u64::from(seq)), 1, &p, &mut out);
+    }
+    assert_eq!(missed(&l), 0);
+    // 6 never comes: counted when 7 arrives without it, and 9's gap at once.
+    for seq in [5, 7, 8] {
+        let p = probe_from(2, probe::ProbeKind::Probe, 1, seq, 0);
+        l.on_receive(ms(u64::from(seq)), 1, &p, &mut out);
+    }
+    assert_eq!(missed(&l), 1);
+    let p = probe_from(2, probe::ProbeKind::Probe, 1, 12, 0);
+    l.on_receive(ms(9), 1, &p, &mut out);
+    assert_eq!(missed(&l), 4);
 }
 
 #[test]

@@ -12,6 +12,7 @@
 pub mod causal;
 pub mod check;
 pub mod evs;
+pub mod multipath;
 pub mod network;
 
 #[cfg(test)]

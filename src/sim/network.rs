@@ -96,6 +96,13 @@ impl Network {
         }
     }
 
+    /// Datagrams sent from now on take `latency` plus up to `jitter` (those on their way keep
+    /// their arrival time).
+    pub fn set_delay(&mut self, latency: Duration, jitter: Duration) {
+        self.latency = latency;
+        self.jitter = jitter;
+    }
+
     pub fn schedule(&mut self, time: Time, event: Event) {
         self.queue.push(Scheduled {
             time,

@@ -4,7 +4,7 @@ use super::*;
 use crate::config::{virtual_id_from_name, MultipathMode};
 use crate::daemon::faults::FaultSpec;
 use crate::daemon::net::tests::{config, free_port};
-use crate::wire::packet::{encode_hurry, Header, Kind, RingId};
+use crate::wire::packet::{encode_hurry, restamp, Header, Kind, RingId};
 
 const ADDRESSES: [&str; 4] = ["127.0.0.1", "127.0.0.2", "127.0.1.1", "127.0.1.2"];
 

@@ -9,25 +9,21 @@
 //! event a daemon delivers is checked at once (see [`check`]).
 
 pub mod check;
+pub mod cluster;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 pub use check::Violation;
+pub use cluster::Cluster;
 
-use super::check::{random_message, MessageId};
 use super::network::{Event, Faults, Network, NetworkStats};
 use crate::config::Options;
-use crate::membership::{
-    Event as MembershipEvent, Input, Membership, MembershipStats, Outputs, Params, Position, State,
-};
+use crate::membership::{Input, Membership, MembershipStats, Outputs, Params};
 use crate::ring::{Destination, RingStats, Time};
 use crate::rng::Rng;
-use crate::wire::packet::RingId;
-use check::Checker;
 
 const CONFIG_HASH: u32 = 0x5eed_0e75;
 
@@ -153,30 +149,15 @@ pub struct Stats {
     pub settle_time: Duration,
 }
 
-struct Daemon {
-    membership: Option<Membership>,
-    /// Messages this incarnation submitted and delivered of its own.
-    own_submitted: u64,
-    own_delivered: u64,
-}
-
 struct Sim<'s> {
     scenario: &'s Scenario,
     rng: Rng,
     now: Time,
     ids: Vec<u32>,
-    daemons: Vec<Daemon>,
+    cluster: Cluster,
     /// `links[i][j]`: datagrams from i reach j.
     links: Vec<Vec<bool>>,
     net: Network,
-    out: Outputs,
-    checker: Checker,
-    /// Next message counter of each daemon index (across incarnations, so ids stay unique).
-    counters: Vec<u64>,
-    /// What each daemon had of each ring, for checking SAFE delivery: the highest
-    /// all-received mark seen, and the packets above it it had while its ring was frozen.
-    arus: HashMap<(RingId, usize), u64>,
-    frozen: HashMap<(RingId, usize), BTreeSet<u64>>,
     stats: Stats,
 }
 
@@ -188,21 +169,10 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Violation> {
         scenario,
         rng: Rng::new(seed),
         now: Time::ZERO,
-        daemons: (0..n)
-            .map(|_| Daemon {
-                membership: None,
-                own_submitted: 0,
-                own_delivered: 0,
-            })
-            .collect(),
+        cluster: Cluster::new(ids.clone(), CONFIG_HASH, scenario.params.clone()),
+        ids,
         links: vec![vec![true; n]; n],
         net: Network::new(scenario.latency, scenario.jitter),
-        out: Outputs::new(),
-        checker: Checker::new(ids.clone()),
-        ids,
-        counters: vec![0; n],
-        arus: HashMap::new(),
-        frozen: HashMap::new(),
         stats: Stats {
             sim_time: Duration::ZERO,
             messages: 0,
@@ -237,13 +207,11 @@ impl Sim<'_> {
                 healed = true;
                 self.links = vec![vec![true; s.daemons]; s.daemons];
             }
-            if healed && self.live() {
+            if healed && self.cluster.live() {
                 break;
             }
-            let timer = self
-                .daemons
-                .iter()
-                .filter_map(|d| d.membership.as_ref()?.next_deadline())
+            let timer = (0..s.daemons)
+                .filter_map(|i| self.cluster.membership(i)?.next_deadline())
                 .min();
             let candidates = [
                 timer,
@@ -263,9 +231,9 @@ impl Sim<'_> {
                 self.act(action)?;
             } else if timer == Some(at) {
                 for i in 0..s.daemons {
-                    let due = self.daemons[i]
-                        .membership
-                        .as_ref()
+                    let due = self
+                        .cluster
+                        .membership(i)
                         .and_then(Membership::next_deadline)
                         .is_some_and(|d| d <= at);
                     if due {
@@ -275,72 +243,51 @@ impl Sim<'_> {
             } else if self.net.next_time() == Some(at) {
                 match self.net.pop().expect("an event is due").1 {
                     Event::Datagram { from: _, to, bytes } => {
-                        if self.daemons[to].membership.is_some() {
-                            self.call(to, |m, now, out| {
-                                m.handle(
-                                    now,
-                                    Input::Packet {
-                                        network: 0,
-                                        bytes: &bytes,
-                                    },
-                                    out,
-                                )
-                            })?;
-                        }
+                        self.call(to, |m, now, out| {
+                            m.handle(
+                                now,
+                                Input::Packet {
+                                    network: 0,
+                                    bytes: &bytes,
+                                },
+                                out,
+                            )
+                        })?;
                     }
                     Event::Submit { daemon } => self.submit(daemon)?,
                 }
             }
         }
-        if !self.live() {
+        if !self.cluster.live() {
             return Err(Violation::NotLive {
-                detail: self.liveness_report(),
+                detail: self.cluster.liveness_report(),
             });
         }
         self.stats.settle_time = self.now.since(active_end);
         self.stats.sim_time = self.now.since(Time::ZERO);
         self.stats.network = self.net.stats;
-        self.stats.deliveries = self.checker.deliveries();
-        for d in &self.daemons {
-            if let Some(m) = &d.membership {
-                add_stats(&mut self.stats.membership, m.stats());
-                self.stats.ring += &m.ring_stats();
-            }
-        }
+        self.stats.messages = self.cluster.messages();
+        self.stats.deliveries = self.cluster.checker().deliveries();
+        (self.stats.membership, self.stats.ring) = self.cluster.stats();
         Ok(self.stats.clone())
     }
 
     fn start(&mut self, daemon: usize) -> Result<(), Violation> {
-        let epoch = self.now.as_micros() + 1;
-        let m = Membership::new(
-            self.ids[daemon],
-            self.ids.clone(),
-            CONFIG_HASH,
-            self.scenario.params.clone(),
-            epoch,
-            self.now,
-        );
-        let d = &mut self.daemons[daemon];
-        d.membership = Some(m);
-        d.own_submitted = 0;
-        d.own_delivered = 0;
-        self.checker.restart(daemon);
+        self.cluster.start(daemon, self.now);
         self.call(daemon, |m, now, out| m.handle(now, Input::Timer, out))
-    }
-
-    fn crash(&mut self, daemon: usize) {
-        if let Some(m) = self.daemons[daemon].membership.take() {
-            add_stats(&mut self.stats.membership, m.stats());
-            self.stats.ring += &m.ring_stats();
-            self.stats.crashes += 1;
-        }
     }
 
     fn act(&mut self, action: &Action) -> Result<(), Violation> {
         match *action {
-            Action::Crash(d) => self.crash(d),
+            Action::Crash(d) => {
+                if self.cluster.crash(d) {
+                    self.stats.crashes += 1;
+                }
+            }
             Action::Restart(d) => {
-                self.crash(d);
+                if self.cluster.crash(d) {
+                    self.stats.crashes += 1;
+                }
                 self.stats.restarts += 1;
                 self.start(d)?;
             }
@@ -362,19 +309,13 @@ impl Sim<'_> {
     }
 
     fn submit(&mut self, daemon: usize) -> Result<(), Violation> {
-        if self.daemons[daemon].membership.is_none() {
-            return Ok(());
-        }
         let s = self.scenario;
-        let id = MessageId {
-            origin: daemon,
-            counter: self.counters[daemon],
+        let Some((service, message)) =
+            self.cluster
+                .next_message(daemon, &mut self.rng, s.safe_ratio, s.large_ratio)
+        else {
+            return Ok(());
         };
-        self.counters[daemon] += 1;
-        self.stats.messages += 1;
-        self.daemons[daemon].own_submitted += 1;
-        let (service, message) = random_message(&mut self.rng, id, s.safe_ratio, s.large_ratio, 30_000);
-        self.checker.submitted(id);
         self.call(daemon, |m, now, out| {
             m.submit(now, service, message, out)
                 .expect("simulated messages are within the size limit")
@@ -387,162 +328,47 @@ impl Sim<'_> {
         i: usize,
         f: impl FnOnce(&mut Membership, Time, &mut Outputs),
     ) -> Result<(), Violation> {
-        let Some(m) = self.daemons[i].membership.as_mut() else {
-            return Ok(());
-        };
-        f(m, self.now, &mut self.out);
-        let active = self.now < Time::ZERO + self.scenario.active;
-        let faults = if active {
-            self.scenario.faults
-        } else {
-            Faults::NONE
-        };
-        let late = if active { self.scenario.late } else { 0.0 };
-        for (to, bytes) in self.out.sends() {
-            if crate::wire::packet::decode(bytes).is_err() {
-                return Err(Violation::Undecodable { daemon: i });
-            }
+        let Sim {
+            scenario,
+            rng,
+            now,
+            ids,
+            cluster,
+            links,
+            net,
+            ..
+        } = self;
+        let now = *now;
+        let active = now < Time::ZERO + scenario.active;
+        let faults = if active { scenario.faults } else { Faults::NONE };
+        let late = if active { scenario.late } else { 0.0 };
+        let n = ids.len();
+        let mut send = |to: Destination, bytes: &[u8]| {
             match to {
                 Destination::All => {
-                    for j in (0..self.ids.len()).filter(|&j| j != i && self.links[i][j]) {
-                        self.net.send(&mut self.rng, self.now, &faults, i, j, bytes);
+                    for j in (0..n).filter(|&j| j != i && links[i][j]) {
+                        net.send(rng, now, &faults, i, j, bytes);
                     }
                 }
                 Destination::Daemon(id) => {
-                    if let Some(j) = self.ids.iter().position(|&d| d == id) {
-                        if j == i || self.links[i][j] {
-                            self.net.send(&mut self.rng, self.now, &faults, i, j, bytes);
+                    if let Some(j) = ids.iter().position(|&d| d == id) {
+                        if j == i || links[i][j] {
+                            net.send(rng, now, &faults, i, j, bytes);
                         }
                     }
                 }
             }
-            if self.rng.chance(late) {
-                let to = self.rng.below(self.ids.len() as u64) as usize;
-                let delay = self.rng.below(self.scenario.late_delay.as_micros() as u64 + 1);
+            if rng.chance(late) {
+                let to = rng.below(n as u64) as usize;
+                let delay = rng.below(scenario.late_delay.as_micros() as u64 + 1);
                 let event = Event::Datagram {
                     from: i,
                     to,
                     bytes: bytes.to_vec(),
                 };
-                self.net.schedule(self.now + Duration::from_micros(delay), event);
+                net.schedule(now + Duration::from_micros(delay), event);
             }
-        }
-        self.record(i);
-        let out = std::mem::take(&mut self.out);
-        let result = self.check_events(i, &out);
-        self.out = out;
-        self.out.clear();
-        result
-    }
-
-    /// Notes what daemon `k` has of its ring now.
-    fn record(&mut self, k: usize) {
-        let Some(m) = &self.daemons[k].membership else {
-            return;
         };
-        let ring = m.ring();
-        let key = (ring.ring_id(), k);
-        let aru = self.arus.entry(key).or_insert(0);
-        *aru = (*aru).max(ring.my_aru());
-        // Outside OP the ring only gains recovered packets, above holes.
-        if m.state() != State::Op && ring.my_aru() < ring.highest_seq() {
-            let have = (ring.my_aru() + 1..=ring.highest_seq()).filter(|&seq| ring.has_received(seq));
-            self.frozen.entry(key).or_default().extend(have);
-        }
+        cluster.call(i, now, f, &mut send)
     }
-
-    fn check_events(&mut self, i: usize, out: &Outputs) -> Result<(), Violation> {
-        for (event, at) in out.positioned_events() {
-            match event {
-                MembershipEvent::Deliver {
-                    origin,
-                    service,
-                    message,
-                } => {
-                    let at = at.expect("deliveries have positions");
-                    let daemons = &self.daemons;
-                    let arus = &self.arus;
-                    let frozen = &self.frozen;
-                    let has = |k: usize, p: Position| {
-                        // The daemon delivering it has it (it may have retired the ring in this
-                        // very call).
-                        if k == i {
-                            return true;
-                        }
-                        let Some(m) = daemons.get(k).and_then(|d| d.membership.as_ref()) else {
-                            // A crashed daemon cannot be asked.
-                            return true;
-                        };
-                        m.has_packet(p.ring, p.seq)
-                            || arus.get(&(p.ring, k)).is_some_and(|&aru| aru >= p.seq)
-                            || frozen.get(&(p.ring, k)).is_some_and(|have| have.contains(&p.seq))
-                    };
-                    let id = self.checker.deliver(i, origin, service, message, at, has)?;
-                    if id.origin == i {
-                        self.daemons[i].own_delivered += 1;
-                    }
-                }
-                MembershipEvent::Transitional { members, .. } => self.checker.transitional(i, members)?,
-                MembershipEvent::Regular { ring, members } => self.checker.regular(i, ring, members)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Every live daemon is in one operational configuration of exactly the live daemons, has
-    /// delivered what it submitted, and all delivered the same there.
-    fn live(&self) -> bool {
-        let up: Vec<usize> = (0..self.daemons.len())
-            .filter(|&k| self.daemons[k].membership.is_some())
-            .collect();
-        let Some(ring) = up.first().and_then(|&k| self.checker.current(k)) else {
-            return up.is_empty();
-        };
-        let mut ids: Vec<u32> = up.iter().map(|&k| self.ids[k]).collect();
-        ids.sort_unstable();
-        let mut members = self.checker.members(ring).unwrap_or(&[]).to_vec();
-        members.sort_unstable();
-        let count = self.checker.delivered_in_regular(up[0]).len();
-        members == ids
-            && up.iter().all(|&k| {
-                let d = &self.daemons[k];
-                self.checker.current(k) == Some(ring)
-                    && !self.checker.in_transition(k)
-                    && d.own_delivered == d.own_submitted
-                    && self.checker.delivered_in_regular(k).len() == count
-            })
-    }
-
-    fn liveness_report(&self) -> String {
-        let mut report = String::new();
-        for (k, d) in self.daemons.iter().enumerate() {
-            let Some(m) = &d.membership else {
-                report.push_str(&format!("[{k}: down] "));
-                continue;
-            };
-            report.push_str(&format!(
-                "[{k}: {:?} ring {:?} members {:?} own {}/{} in ring {}] ",
-                m.state(),
-                self.checker.current(k),
-                self.checker.current(k).and_then(|r| self.checker.members(r)),
-                d.own_delivered,
-                d.own_submitted,
-                self.checker.delivered_in_regular(k).len(),
-            ));
-        }
-        report
-    }
-}
-
-fn add_stats(sum: &mut MembershipStats, s: &MembershipStats) {
-    sum.malformed += s.malformed;
-    sum.foreign_hash += s.foreign_hash;
-    sum.unknown_sender += s.unknown_sender;
-    sum.other_ring += s.other_ring;
-    sum.stale_joins += s.stale_joins;
-    sum.stale_forms += s.stale_forms;
-    sum.bad_recovery += s.bad_recovery;
-    sum.gathers += s.gathers;
-    sum.installs += s.installs;
-    sum.recovered_sent += s.recovered_sent;
 }
