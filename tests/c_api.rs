@@ -17,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use support::{built_library, free_port, Daemon, DaemonKind, TempDir};
+use support::{built_library, free_port, show, Daemon, DaemonKind, TempDir};
 
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -72,15 +72,6 @@ fn build() -> Build {
         },
         _links: links,
     }
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn compile(build: &Build, program: &str, out_dir: &Path) -> PathBuf {

@@ -12,20 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use spread::tools::install::{programs, DEV_LINK, SONAME};
-use support::{Daemon, DaemonKind, TempDir};
+use support::{show, Daemon, DaemonKind, TempDir};
 
 const INSTALLER: &str = env!("CARGO_BIN_EXE_spread-install");
 /// Seconds any one program run may take (coreutils `timeout` ends it after that).
 const RUN_LIMIT: &str = "60";
-
-fn show(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn run(command: &mut Command) -> Output {
     let output = command

@@ -155,7 +155,6 @@ fn count_data(log: &[Msg], from: usize) -> usize {
 
 /// Waits until every daemon's last regular configuration has `n` daemons.
 fn wait_merged(daemons: &[&Daemon], n: usize) {
-    let deadline = Instant::now() + LIMIT;
     let last_size = |d: &Daemon| {
         d.log()
             .lines()
@@ -166,18 +165,9 @@ fn wait_merged(daemons: &[&Daemon], n: usize) {
                     .map_or(0, |(_, ids)| ids.split(' ').count())
             })
     };
-    while !daemons.iter().all(|d| last_size(d) == Some(n)) {
-        assert!(
-            Instant::now() < deadline,
-            "daemons not merged into {n} within {LIMIT:?}:\n{}",
-            daemons
-                .iter()
-                .map(|d| d.log())
-                .collect::<Vec<_>>()
-                .join("\n----\n")
-        );
-        sleep(Duration::from_millis(50));
-    }
+    wait_logs(daemons, &format!("daemons merged into {n}"), || {
+        daemons.iter().all(|d| last_size(d) == Some(n))
+    });
 }
 
 /// Each client sends `n` messages of `service`, interleaved; every client gets all of them
@@ -689,7 +679,7 @@ fn link_changes(lan: &Lan, daemon: &Daemon, peer: usize, network: usize, change:
 }
 
 /// Waits until `done` holds, saying `what` and showing the logs if it never does.
-fn wait_logs(daemons: &[Daemon], what: &str, mut done: impl FnMut() -> bool) {
+fn wait_logs(daemons: &[&Daemon], what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + LIMIT;
     while !done() {
         assert!(
@@ -720,7 +710,7 @@ fn crossed_cables_are_reported_as_crossed_and_recover() {
     wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
     // Each link came up at first contact, once, with no failure before.
     let others = |i: usize| (0..3).filter(move |&p| p != i);
-    wait_logs(&daemons, "every link heard", || {
+    wait_logs(&daemons.iter().collect::<Vec<_>>(), "every link heard", || {
         (0..3).all(|i| {
             others(i)
                 .all(|p| (0..2).all(|n| link_changes(&lan, &daemons[i], p, n, "unheard -> up (heard)") == 1))
@@ -745,17 +735,21 @@ fn crossed_cables_are_reported_as_crossed_and_recover() {
             .lines()
             .any(|l| l.contains(&prefix) && l.contains(&arrives_on))
     };
-    wait_logs(&daemons, "host 2 reporting crossed cables", || {
-        (0..2).all(|p| (0..2).all(|n| crossed(&daemons[2], p, n)))
-    });
+    wait_logs(
+        &daemons.iter().collect::<Vec<_>>(),
+        "host 2 reporting crossed cables",
+        || (0..2).all(|p| (0..2).all(|n| crossed(&daemons[2], p, n))),
+    );
     println!(
         "crossed cables reported by host 2 after {:?}",
         crossed_at.elapsed()
     );
     // The others see host 2's packets on the wrong interfaces too.
-    wait_logs(&daemons, "hosts 0 and 1 reporting crossed cables", || {
-        (0..2).all(|i| (0..2).any(|n| crossed(&daemons[i], 2, n)))
-    });
+    wait_logs(
+        &daemons.iter().collect::<Vec<_>>(),
+        "hosts 0 and 1 reporting crossed cables",
+        || (0..2).all(|i| (0..2).any(|n| crossed(&daemons[i], 2, n))),
+    );
     for d in &daemons {
         assert!(d.log().contains("come in through interface"), "{}", d.log());
     }
@@ -765,12 +759,16 @@ fn crossed_cables_are_reported_as_crossed_and_recover() {
 
     lan.cross_cables(2, false);
     let uncrossed_at = Instant::now();
-    wait_logs(&daemons, "every link to and from host 2 back up", || {
-        (0..2).all(|n| {
-            (0..2).all(|i| link_changes(&lan, &daemons[i], 2, n, "down -> up (recovered)") >= 1)
-                && (0..2).all(|p| link_changes(&lan, &daemons[2], p, n, "down -> up (recovered)") >= 1)
-        })
-    });
+    wait_logs(
+        &daemons.iter().collect::<Vec<_>>(),
+        "every link to and from host 2 back up",
+        || {
+            (0..2).all(|n| {
+                (0..2).all(|i| link_changes(&lan, &daemons[i], 2, n, "down -> up (recovered)") >= 1)
+                    && (0..2).all(|p| link_changes(&lan, &daemons[2], p, n, "down -> up (recovered)") >= 1)
+            })
+        },
+    );
     println!("links back up after {:?}", uncrossed_at.elapsed());
     wait_merged(&daemons.iter().collect::<Vec<_>>(), 3);
     let mut clients = joined_lan_clients(&lan, 3, port, "x");
