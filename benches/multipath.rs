@@ -33,8 +33,10 @@
 //!   original 5.0.1, which has one network) and the same clients: the longest gaps and the
 //!   membership notices the clients saw.
 //!
-//! The soak (`SPREAD_BENCH_SOAK=1`, instead of the above): network 1 of every daemon delayed
-//! and duplicating through the test fault layer, a client on every daemon streaming as fast
+//! The soak (`SPREAD_BENCH_SOAK=1`, instead of the above): network 1 of every daemon turns
+//! slow 8 s after the daemon starts (its links are up by then and the ring runs over it; a
+//! network lagging from the start is never taken into use) and stays delayed and duplicating
+//! through the test fault layer, a client on every daemon streaming as fast
 //! as a window of 100 messages in flight allows, until the daemons together have received
 //! `SPREAD_SOAK_PACKETS` datagrams (the hosts' interface counters tell when; the daemons' own
 //! counters, logged when they are stopped, give the figure). It fails when a daemon exits,
@@ -55,7 +57,7 @@
 //!   for the single-network comparison; `SPREAD_BENCH_OTHER_PULLS` (default 3) pulls;
 //! - `SPREAD_BENCH_SOAK`: `1` runs the soak instead; `SPREAD_SOAK_PACKETS` (default
 //!   32000000); `SPREAD_SOAK_MODE` (default `hybrid`); `SPREAD_SOAK_FAULTS` (default
-//!   `net1:delay=1500ms,net1:dup=0.3,net1:reorder=0.1`, the syntax of `SPREAD_TEST_FAULTS`);
+//!   `net1:delay=1500ms,net1:dup=0.3,net1:reorder=0.1,after=8s`, the syntax of `SPREAD_TEST_FAULTS`);
 //!   `SPREAD_SOAK_HOURS` (default 4): bound of the soak.
 //!
 //! Needs root (network namespaces). Every phase is bounded; the namespaces and daemons are
@@ -809,7 +811,7 @@ fn soak(lan: &Lan) {
     let packets = env_usize("SPREAD_SOAK_PACKETS", 32_000_000) as u64;
     let mode = Mode::parse(&std::env::var("SPREAD_SOAK_MODE").unwrap_or_else(|_| "hybrid".into()));
     let faults = std::env::var("SPREAD_SOAK_FAULTS")
-        .unwrap_or_else(|_| "net1:delay=1500ms,net1:dup=0.3,net1:reorder=0.1".into());
+        .unwrap_or_else(|_| "net1:delay=1500ms,net1:dup=0.3,net1:reorder=0.1,after=8s".into());
     let limit = Duration::from_secs(env_usize("SPREAD_SOAK_HOURS", 4) as u64 * 3600);
     let env = vec![(OsString::from(FAULTS_VAR), OsString::from(&faults))];
     let mut ring = Ring::start(lan, &ours(), mode, "MaxSessionMessages = 100000\n", env);

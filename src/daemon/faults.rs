@@ -11,7 +11,9 @@
 //! - `reorder=P`: hold a copy back by a further random time of up to `4 * delay + 5ms` with
 //!   probability P, so that later datagrams overtake it;
 //! - `seed=N`: seed of the pseudo-random choices (else one from the clock and process id, which
-//!   the daemon logs so that a run can be replayed).
+//!   the daemon logs so that a run can be replayed);
+//! - `after=D`: no fault before D has passed since the daemon started (so that a network can
+//!   turn bad once the ring runs over it; not per network).
 //!
 //! Example: `SPREAD_TEST_FAULTS=loss=0.05,dup=0.01,delay=2ms,reorder=0.02,net1:loss=1`.
 
@@ -40,6 +42,8 @@ pub struct FaultRates {
 pub struct FaultSpec {
     pub per_network: [FaultRates; MAX_NETWORKS],
     pub seed: Option<u64>,
+    /// Datagrams sent earlier than this after the start pass untouched.
+    pub after: Duration,
 }
 
 fn parse_probability(key: &str, value: &str) -> Result<f64, String> {
@@ -72,6 +76,7 @@ impl FaultSpec {
         let mut all = FaultRates::default();
         let mut specific: Vec<(usize, &str, &str)> = Vec::new();
         let mut seed = None;
+        let mut after = Duration::ZERO;
         for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (network, setting) = match item.split_once(':') {
                 Some((net, setting)) => {
@@ -93,6 +98,7 @@ impl FaultSpec {
                 (None, "seed") => {
                     seed = Some(value.parse().map_err(|_| format!("{item}: expected a number"))?)
                 }
+                (None, "after") => after = parse_duration(key, value)?,
                 (Some(n), _) => {
                     // Checked now, applied over the unprefixed settings below.
                     Self::set(&mut FaultRates::default(), key, value)?;
@@ -105,7 +111,11 @@ impl FaultSpec {
         for (n, key, value) in specific {
             Self::set(&mut per_network[n], key, value)?;
         }
-        Ok(FaultSpec { per_network, seed })
+        Ok(FaultSpec {
+            per_network,
+            seed,
+            after,
+        })
     }
 
     fn set(rates: &mut FaultRates, key: &str, value: &str) -> Result<(), String> {
@@ -116,7 +126,7 @@ impl FaultSpec {
             "delay" => rates.delay = parse_duration(key, value)?,
             _ => {
                 return Err(format!(
-                    "unknown fault \"{key}\" (loss, dup, delay, reorder, seed)"
+                    "unknown fault \"{key}\" (loss, dup, delay, reorder, seed, after)"
                 ))
             }
         }
@@ -165,6 +175,8 @@ impl Ord for Held {
 pub struct FaultLayer {
     spec: FaultSpec,
     seed: u64,
+    /// When faults begin (`FaultSpec::after` past the layer's making), if not at once.
+    faulty_from: Option<Instant>,
     rng: Rng,
     held: BinaryHeap<Reverse<Held>>,
     next_order: u64,
@@ -186,8 +198,10 @@ impl FaultLayer {
         Ok(Some(FaultLayer::new(spec, seed)))
     }
 
+    /// Faults from `spec`, beginning `spec.after` from now.
     pub fn new(spec: FaultSpec, seed: u64) -> FaultLayer {
         FaultLayer {
+            faulty_from: (!spec.after.is_zero()).then(|| Instant::now() + spec.after),
             spec,
             seed,
             rng: Rng::new(seed),
@@ -200,13 +214,23 @@ impl FaultLayer {
     /// A layer with the same faults for the endpoint of another network, with random choices
     /// of its own (derived from this layer's seed, so that a run can still be replayed).
     pub fn for_network(&self, network: u8) -> FaultLayer {
-        FaultLayer::new(self.spec.clone(), self.seed.wrapping_add(u64::from(network)))
+        FaultLayer {
+            rng: Rng::new(self.seed.wrapping_add(u64::from(network))),
+            held: BinaryHeap::new(),
+            next_order: 0,
+            stats: FaultStats::default(),
+            spec: self.spec.clone(),
+            ..*self
+        }
     }
 
     /// One datagram for `to` on `network` (< [`MAX_NETWORKS`]) is about to be sent: returns
     /// how many copies to send
     /// now (0, 1 or 2); copies to send later are kept until [`FaultLayer::pop_due`] gives them.
     pub fn admit(&mut self, now: Instant, network: u8, to: SocketAddr, bytes: &[u8]) -> usize {
+        if self.faulty_from.is_some_and(|from| now < from) {
+            return 1;
+        }
         let rates = self.spec.per_network[usize::from(network)];
         if self.rng.chance(rates.loss) {
             self.stats.dropped += 1;
@@ -420,5 +444,16 @@ mod tests {
         };
         assert_eq!(fates(42), fates(42));
         assert_ne!(fates(42), fates(43));
+    }
+
+    #[test]
+    fn faults_begin_after_the_given_time() {
+        let spec = FaultSpec::parse("loss=1,after=50ms").unwrap();
+        assert_eq!(spec.after, Duration::from_millis(50));
+        let mut layer = FaultLayer::new(spec, 1);
+        let start = Instant::now();
+        assert_eq!(layer.admit(start, 0, addr(), b"x"), 1);
+        assert_eq!(layer.admit(start + Duration::from_millis(60), 0, addr(), b"x"), 0);
+        assert!(FaultSpec::parse("net1:after=1s").is_err());
     }
 }
