@@ -25,9 +25,10 @@
 //!   it (small burst, a 50 ms queue, more than a ring's window). At the default 100 Mbit/s the
 //!   single network is wire-bound on a 2-core machine: its rate is the link rate over the
 //!   bytes sent per message (100e6 / 8 / 1233 B = 10.1k msg/s), and `hybrid` can approach
-//!   twice that, `active` and `passive` once (every copy, or all traffic, on one link). What
-//!   keeps `hybrid` below 2x is the token: it waits behind the data queued on each link before
-//!   it goes round, and while it does, a link with nothing left queued idles;
+//!   twice that, `active` and `passive` once (every copy, or all traffic, on one link):
+//!   measured 1.9-2.0x, 1.0x and 1.0x. `hybrid` falls short of 2x when the daemons lack CPU
+//!   (1.65x with a compiler running): the token waits behind the data queued on each link, and
+//!   while it goes round late, a link with nothing left queued idles;
 //! - failover, per mode: a client on every daemon streams small AGREED messages (one every
 //!   2 ms) while one daemon's cable on one network is pulled for 1.5 s and plugged back,
 //!   alternating daemons and networks. Each pull waits until every link that went down came
