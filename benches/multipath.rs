@@ -16,7 +16,19 @@
 //!   every round takes the four in another order. Printed per round with each mode's ratio to
 //!   the single-network rate of that round and the CPU time the three daemons used per
 //!   message (user and system, from /proc: the cost of each copy, less sensitive than rates
-//!   to other work on the machine) and the data packets retransmitted, then the medians;
+//!   to other work on the machine), the data packets retransmitted and the bytes the sender's
+//!   host sent per message (all its interfaces), then the medians;
+//! - the same rounds on rate-limited networks: on veth bridges a network costs host CPU and
+//!   adds no bandwidth, so the rounds above are CPU-bound, and a second network can only cost.
+//!   On a LAN the wire is what limits: the rounds are run again with a token bucket (`tc` tbf)
+//!   of `SPREAD_BENCH_RATE` on every host's `eth<j>`, as a switch port of that speed would pace
+//!   it (small burst, a 50 ms queue, more than a ring's window). At the default 100 Mbit/s the
+//!   single network is wire-bound on a 2-core machine: its rate is the link rate over the
+//!   bytes sent per message (100e6 / 8 / 1233 B = 10.1k msg/s), and `hybrid` can approach
+//!   twice that, `active` and `passive` once (every copy, or all traffic, on one link):
+//!   measured 1.9-2.0x, 1.0x and 1.0x. `hybrid` falls short of 2x when the daemons lack CPU
+//!   (1.65x with a compiler running): the token waits behind the data queued on each link, and
+//!   while it goes round late, a link with nothing left queued idles;
 //! - failover, per mode: a client on every daemon streams small AGREED messages (one every
 //!   2 ms) while one daemon's cable on one network is pulled for 1.5 s and plugged back,
 //!   alternating daemons and networks. Each pull waits until every link that went down came
@@ -49,6 +61,9 @@
 //! - `SPREAD_BENCH_ROUNDS` (default 3): throughput rounds (each mode once per round; 0: none);
 //! - `SPREAD_BENCH_MODES` (default `single,active,hybrid,passive`): modes of the throughput
 //!   rounds (ratios need `single`);
+//! - `SPREAD_BENCH_RATE` (default `100mbit`, tc's syntax; empty: no rate-limited rounds): the
+//!   rate of every link in the rate-limited rounds; `SPREAD_BENCH_RATE_MESSAGES` (default
+//!   20000): messages of each of their runs;
 //! - `SPREAD_BENCH_PULLS` (default 10): cable pulls per failover mode;
 //! - `SPREAD_BENCH_FAILOVER_MODES` (default `hybrid,active,passive`; empty: no failover);
 //! - `SPREAD_BENCH_OURS`: path of a build of our daemon to measure instead of the one built
@@ -98,6 +113,8 @@ const PULL_HOLD: Duration = Duration::from_millis(1500);
 const DAMPING_SPACING: Duration = Duration::from_secs(31);
 /// Time between two messages of a failover stream.
 const STREAM_PERIOD: Duration = Duration::from_millis(2);
+/// Queue of a rate-limited link, as the time to send it at the link's rate.
+const LINK_QUEUE: &str = "50ms";
 /// Messages a soak client keeps in flight at most.
 const SOAK_WINDOW: usize = 100;
 
@@ -254,10 +271,13 @@ struct Run {
     cpu_per_message: Duration,
     /// Data packets the daemons sent again on request.
     retransmitted: u64,
+    /// Bytes the sender's host sent per message, over all its networks (frames without the
+    /// Ethernet preamble and gaps).
+    wire_bytes: u64,
 }
 
 /// Throughput of every mode, `rounds` times, each round in another order.
-fn throughput_rounds(lan: &Lan, modes: &[Mode], rounds: usize, messages: usize) {
+fn throughput_rounds(lan: &Lan, modes: &[Mode], rounds: usize, messages: usize, label: &str) {
     let ours = ours();
     let mut runs: HashMap<&str, Vec<Run>> = HashMap::new();
     let mut ratios: HashMap<&str, Vec<f64>> = HashMap::new();
@@ -273,8 +293,10 @@ fn throughput_rounds(lan: &Lan, modes: &[Mode], rounds: usize, messages: usize) 
                 .map(|i| ring.connect(i, &format!("recv{i}")))
                 .collect();
             let cpu = daemons_cpu(&ring);
+            let sent_bytes = interface_counter(lan, 0, "tx_bytes");
             let at = throughput(sender, receivers, b"throughput", messages);
             let cpu_per_message = (daemons_cpu(&ring) - cpu) / messages as u32;
+            let wire_bytes = (interface_counter(lan, 0, "tx_bytes") - sent_bytes) / messages as u64;
             for d in &mut ring.daemons {
                 d.terminate(Duration::from_secs(10));
             }
@@ -283,6 +305,7 @@ fn throughput_rounds(lan: &Lan, modes: &[Mode], rounds: usize, messages: usize) 
                 rate: at.iter().sum::<f64>() / at.len() as f64,
                 cpu_per_message,
                 retransmitted: logged_sum(&logs, "ring: ", "packets_retransmitted: "),
+                wire_bytes,
             };
             this_round.insert(mode.name(), run);
         }
@@ -297,17 +320,18 @@ fn throughput_rounds(lan: &Lan, modes: &[Mode], rounds: usize, messages: usize) 
                 runs.entry(m.name()).or_default().push(run);
                 ratios.entry(m.name()).or_default().push(run.rate / single);
                 format!(
-                    "{} {:.0} ({:.2}x, {:.1} us, {})",
+                    "{} {:.0} ({:.2}x, {:.1} us, {}, {} B)",
                     m.name(),
                     run.rate,
                     run.rate / single,
                     run.cpu_per_message.as_secs_f64() * 1e6,
-                    run.retransmitted
+                    run.retransmitted,
+                    run.wire_bytes
                 )
             })
             .collect();
         println!(
-            "throughput round {} (order {:?}): {} msg/s (ratio to single, daemons' CPU per message, retransmissions)",
+            "throughput{label} round {} (order {:?}): {} msg/s (ratio to single, daemons' CPU per message, retransmissions, bytes sent by the sender's host per message)",
             round + 1,
             order.iter().map(|m| m.name()).collect::<Vec<_>>(),
             text.join(", ")
@@ -326,7 +350,43 @@ fn throughput_rounds(lan: &Lan, modes: &[Mode], rounds: usize, messages: usize) 
             )
         })
         .collect();
-    println!("throughput medians over {rounds} rounds: {}", text.join(", "));
+    println!(
+        "throughput{label} medians over {rounds} rounds: {}",
+        text.join(", ")
+    );
+}
+
+/// Makes every network a link of `rate` (tc syntax, e.g. `100mbit`) out of every host: a
+/// token bucket on each host's `eth<j>`, as a switch port of that speed would pace it. The
+/// bucket holds a few packets (a port sends back to back, never faster), and its queue
+/// [`LINK_QUEUE`] of traffic, more than a ring's window of packets in flight, so that the
+/// queue paces the sender instead of dropping. `None` removes them again.
+fn limit_links(lan: &Lan, rate: Option<&str>) {
+    for i in 0..DAEMONS {
+        for j in 0..NETWORKS {
+            let device = format!("eth{j}");
+            let mut args = vec!["tc", "qdisc"];
+            match rate {
+                Some(rate) => args.extend([
+                    "replace", "dev", &device, "root", "tbf", "rate", rate, "burst", "8kb", "latency",
+                    LINK_QUEUE,
+                ]),
+                None => args.extend(["del", "dev", &device, "root"]),
+            }
+            let prefix = lan.exec_prefix(i);
+            let output = Command::new(&prefix[0])
+                .args(&prefix[1..])
+                .args(&args)
+                .output()
+                .expect("run tc");
+            assert!(
+                output.status.success() || rate.is_none(),
+                "{}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
 }
 
 /// What a streaming client received.
@@ -762,22 +822,26 @@ fn failover(ring: &Ring, label: &str, pulls: usize, networks: usize, ours: bool)
 /// Datagrams received by the hosts' interfaces of every network, from the kernel's counters.
 fn interface_packets(lan: &Lan) -> u64 {
     (0..DAEMONS)
-        .map(|i| {
-            let files: Vec<String> = (0..NETWORKS)
-                .map(|j| format!("/sys/class/net/eth{j}/statistics/rx_packets"))
-                .collect();
-            let prefix = lan.exec_prefix(i);
-            let output = Command::new(&prefix[0])
-                .args(&prefix[1..])
-                .arg("cat")
-                .args(&files)
-                .output()
-                .expect("read interface counters");
-            String::from_utf8_lossy(&output.stdout)
-                .split_whitespace()
-                .filter_map(|n| n.parse::<u64>().ok())
-                .sum::<u64>()
-        })
+        .map(|i| interface_counter(lan, i, "rx_packets"))
+        .sum()
+}
+
+/// The kernel's `counter` (as in /sys/class/net/*/statistics) of host `i`, summed over its
+/// networks.
+fn interface_counter(lan: &Lan, i: usize, counter: &str) -> u64 {
+    let files: Vec<String> = (0..NETWORKS)
+        .map(|j| format!("/sys/class/net/eth{j}/statistics/{counter}"))
+        .collect();
+    let prefix = lan.exec_prefix(i);
+    let output = Command::new(&prefix[0])
+        .args(&prefix[1..])
+        .arg("cat")
+        .args(&files)
+        .output()
+        .expect("read interface counters");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u64>().ok())
         .sum()
 }
 
@@ -998,7 +1062,14 @@ fn main() {
         .map(Mode::parse)
         .collect();
     if rounds > 0 && !modes.is_empty() {
-        throughput_rounds(&lan, &modes, rounds, messages);
+        throughput_rounds(&lan, &modes, rounds, messages, "");
+        let rate = std::env::var("SPREAD_BENCH_RATE").unwrap_or_else(|_| "100mbit".into());
+        if !rate.is_empty() {
+            let messages = env_usize("SPREAD_BENCH_RATE_MESSAGES", 20_000).max(2);
+            limit_links(&lan, Some(&rate));
+            throughput_rounds(&lan, &modes, rounds, messages, &format!(" at {rate}"));
+            limit_links(&lan, None);
+        }
     }
 
     let pulls = env_usize("SPREAD_BENCH_PULLS", 10);

@@ -2,9 +2,10 @@
 //! duplicates. Remembers, with bounded memory, which networks each transmission came on, and
 //! tells which expected copies never showed up.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::keyhash::KeyMap;
 use super::NetSet;
 use crate::ring::Time;
 use crate::wire::packet::{Kind, RingId};
@@ -69,7 +70,7 @@ pub(super) enum Arrival {
 
 #[derive(Debug)]
 pub(super) struct Copies {
-    groups: HashMap<CopyKey, Group>,
+    groups: KeyMap<CopyKey, Group>,
     /// Groups in order of their first copy, for forgetting them.
     order: VecDeque<(Time, u64, CopyKey)>,
     /// Groups whose copies are still awaited, oldest first.
@@ -83,7 +84,7 @@ pub(super) struct Copies {
 impl Copies {
     pub(super) fn new(capacity: usize, window: Duration, grace: Duration) -> Copies {
         Copies {
-            groups: HashMap::new(),
+            groups: KeyMap::default(),
             order: VecDeque::new(),
             pending: VecDeque::new(),
             next_generation: 0,

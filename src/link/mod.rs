@@ -53,6 +53,7 @@
 
 mod copies;
 mod health;
+mod keyhash;
 mod netset;
 pub mod probe;
 mod route;
@@ -61,7 +62,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use health::{Fault, LinkCounters, LinkState, Reason, Transition, TRANSITIONS_KEPT};
@@ -73,6 +74,7 @@ use crate::ring::{Datagrams, Destination, Time};
 use crate::wire::packet::{decode, restamp, Body, Packet, RingId};
 use copies::{Arrival, Copies, CopyKey, Missing};
 use health::Link;
+use keyhash::KeyMap;
 use probe::{Probe, ProbeKind};
 
 /// Timings and limits of health tracking. The defaults detect a failed network within 250 ms
@@ -294,7 +296,7 @@ pub struct LinkLayer {
     peers: Vec<PeerState>,
     copies: Copies,
     /// The network each recent data packet first came or went on, for hybrid retransmissions.
-    data_networks: HashMap<(RingId, u64), u8>,
+    data_networks: KeyMap<(RingId, u64), u8>,
     data_order: VecDeque<(RingId, u64)>,
     /// Scratch space for a broadcast's choice of networks.
     reach: Vec<route::Reach>,
@@ -344,7 +346,7 @@ impl LinkLayer {
             mode: setup.mode,
             config_hash: setup.config_hash,
             copies: Copies::new(params.dedup_capacity, params.dedup_window, params.copy_grace),
-            data_networks: HashMap::new(),
+            data_networks: KeyMap::default(),
             data_order: VecDeque::new(),
             params,
             peers,
