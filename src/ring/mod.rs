@@ -440,21 +440,26 @@ impl Ring {
             self.stats.refused_packets += 1;
             return;
         }
-        if seq <= self.store.last_discarded() || self.store.contains(seq) {
+        if seq <= self.store.last_discarded() {
+            // A copy of a packet every member had long ago (say late on a slow network) says
+            // nothing of the token: it must not hold back the hurry or the loss.
+            self.stats.duplicate_packets += 1;
+            return;
+        }
+        if !self.token_lost {
+            // Packets of the ring show the token is alive.
+            self.loss_deadline = Some(now + self.params.token_timeout);
+            if self.leader {
+                self.hurry_deadline = Some(now + self.params.hurry_timeout);
+            }
+        }
+        if self.store.contains(seq) {
             self.stats.duplicate_packets += 1;
             return;
         }
         if seq - self.store.last_discarded() > self.seq_window {
             self.stats.refused_packets += 1;
             return;
-        }
-        if !self.token_lost {
-            // New packets of the ring show the token is alive (copies of old ones, say late
-            // on a slow network, do not: they must not hold back the hurry or the loss).
-            self.loss_deadline = Some(now + self.params.token_timeout);
-            if self.leader {
-                self.hurry_deadline = Some(now + self.params.hurry_timeout);
-            }
         }
         self.store.insert(seq, bytes);
         self.stats.packets_received += 1;
