@@ -527,13 +527,14 @@ fn wall_millis(t: SystemTime) -> i64 {
         .as_millis() as i64
 }
 
-/// Times (ms since the epoch) of the link layer's "network `network` up|down" lines in
-/// `logs` from `from` on, before `until`.
+/// Times (ms since the epoch) of the link layer's "network `network`: old -> up|down" lines
+/// in `logs` from `from` on, before `until`.
 fn link_changes(logs: &[String], network: usize, up: bool, from: i64, until: i64) -> Vec<i64> {
-    let state = format!("network {network} {}", if up { "up" } else { "down" });
+    let on = format!("network {network}: ");
+    let to = if up { "-> up " } else { "-> down " };
     logs.iter()
         .flat_map(|log| log.lines())
-        .filter(|l| l.contains("link: daemon ") && l.contains(&state))
+        .filter(|l| l.contains("link: daemon ") && l.contains(&on) && l.contains(to))
         .filter_map(log_millis)
         .filter(|&t| t >= from && t < until)
         .collect()
