@@ -91,7 +91,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, sleep, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use spread::client::{connect, Mailbox};
+use spread::client::Mailbox;
 use spread::daemon::faults::FAULTS_VAR;
 use spread::wire::name::name_text;
 use spread::wire::{AGREED_MESS, MEMBERSHIP_MESS, NAME_LEN, REG_MEMB_MESS};
@@ -194,18 +194,7 @@ impl<'a> Ring<'a> {
 
     /// A session on daemon `i`, over TCP to its address from inside its namespace.
     fn connect(&self, i: usize, user: &str) -> Mailbox {
-        let name = format!("{PORT}@{}", self.lan.address(i));
-        self.lan.run_in(i, || {
-            connect(
-                Some(name.as_bytes()),
-                user.as_bytes(),
-                0,
-                true,
-                Some(Instant::now() + Duration::from_secs(10)),
-            )
-            .unwrap_or_else(|e| panic!("connect {user} to {name}: {e:?}"))
-            .mailbox
-        })
+        self.lan.connect(i, PORT, user)
     }
 
     fn logs(&self) -> Vec<String> {

@@ -35,7 +35,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use spread::client::{connect, Mailbox};
+use spread::client::Mailbox;
 use spread::wire::name::name_text;
 use spread::wire::{CAUSED_BY_NETWORK, MEMBERSHIP_MESS, NAME_LEN, REG_MEMB_MESS, RELIABLE_MESS};
 use support::bench::{env_usize, percentile, receive, throughput, within, IN_FLIGHT, PAYLOAD, PHASE_LIMIT};
@@ -143,18 +143,7 @@ impl Ring {
 
     /// A session on daemon `i`, over TCP to its LAN address from inside its namespace.
     fn connect(&self, i: usize, user: &str) -> Mailbox {
-        let name = format!("{}@{}", self.port, self.lan.address(i));
-        self.lan.run_in(i, || {
-            connect(
-                Some(name.as_bytes()),
-                user.as_bytes(),
-                0,
-                true,
-                Some(Instant::now() + Duration::from_secs(10)),
-            )
-            .unwrap_or_else(|e| panic!("connect {user} to {name}: {e:?}"))
-            .mailbox
-        })
+        self.lan.connect(i, self.port, user)
     }
 
     /// Sessions on every daemon joined to `group`, with their watching threads, once each

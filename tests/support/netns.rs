@@ -19,6 +19,8 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use spread::client::{connect, Mailbox};
+
 use super::{Daemon, DaemonKind, Launch};
 
 static NEXT_LAN: AtomicU32 = AtomicU32::new(0);
@@ -270,6 +272,23 @@ impl Lan {
             .map(|i| self.launch(i, &kind, &config, port, Vec::new()))
             .collect();
         (config, daemons)
+    }
+
+    /// A client session of `user` with the daemon on host `i` (port `port`), over TCP to the
+    /// host's address from inside its namespace.
+    pub fn connect(&self, i: usize, port: u16, user: &str) -> Mailbox {
+        let name = format!("{port}@{}", self.address(i));
+        self.run_in(i, || {
+            connect(
+                Some(name.as_bytes()),
+                user.as_bytes(),
+                0,
+                true,
+                Some(Instant::now() + Duration::from_secs(10)),
+            )
+            .unwrap_or_else(|e| panic!("connect {user} to {name}: {e:?}"))
+            .mailbox
+        })
     }
 
     /// Runs `f` on a thread inside host `i`'s namespace and returns its result; sockets it
