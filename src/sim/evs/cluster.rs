@@ -11,7 +11,7 @@ use crate::membership::{
 use crate::ring::{Destination, RingStats, Time};
 use crate::rng::Rng;
 use crate::sim::check::{random_message, MessageId};
-use crate::wire::packet::{RingId, ServiceLevel};
+use crate::wire::packet::RingId;
 
 /// Largest simulated message (fragmented over several packets).
 const MAX_MESSAGE: u64 = 30_000;
@@ -125,15 +125,15 @@ impl Cluster {
         true
     }
 
-    /// The next message of daemon `daemon`, drawn from `rng`, if it is up: its submission
-    /// (a call of `Membership::submit`) must follow.
-    pub fn next_message(
+    /// The next message of daemon `daemon`, drawn from `rng`, if it is up, as its submission to
+    /// run on the daemon's membership (with [`Cluster::call`] or the simulator's own call).
+    pub fn next_submission(
         &mut self,
         daemon: usize,
         rng: &mut Rng,
         safe_ratio: f64,
         large_ratio: f64,
-    ) -> Option<(ServiceLevel, Vec<u8>)> {
+    ) -> Option<impl FnOnce(&mut Membership, Time, &mut Outputs)> {
         self.daemons[daemon].membership.as_ref()?;
         let id = MessageId {
             origin: daemon,
@@ -143,7 +143,11 @@ impl Cluster {
         self.messages += 1;
         self.daemons[daemon].own_submitted += 1;
         self.checker.submitted(id);
-        Some(random_message(rng, id, safe_ratio, large_ratio, MAX_MESSAGE))
+        let (service, message) = random_message(rng, id, safe_ratio, large_ratio, MAX_MESSAGE);
+        Some(move |m: &mut Membership, now: Time, out: &mut Outputs| {
+            m.submit(now, service, message, out)
+                .expect("simulated messages are within the size limit")
+        })
     }
 
     /// Runs `f` on daemon `i` if it is up, then hands what it produced to `send` and checks

@@ -310,16 +310,13 @@ impl Sim<'_> {
 
     fn submit(&mut self, daemon: usize) -> Result<(), Violation> {
         let s = self.scenario;
-        let Some((service, message)) =
-            self.cluster
-                .next_message(daemon, &mut self.rng, s.safe_ratio, s.large_ratio)
-        else {
-            return Ok(());
-        };
-        self.call(daemon, |m, now, out| {
-            m.submit(now, service, message, out)
-                .expect("simulated messages are within the size limit")
-        })
+        match self
+            .cluster
+            .next_submission(daemon, &mut self.rng, s.safe_ratio, s.large_ratio)
+        {
+            Some(submit) => self.call(daemon, submit),
+            None => Ok(()),
+        }
     }
 
     /// Runs `f` on daemon `i`, then sends what it produced and checks what it delivered.
