@@ -123,7 +123,8 @@ fn segment_cast_on_a_lan(expected: SegmentCast) {
     assert_eq!(endpoints[0].links().segment_cast, Some(expected));
     let id = |i: usize| virtual_id_from_name(&lan.daemon_name(i));
 
-    endpoints[0].send_all(b"to all");
+    endpoints[0].queue_all(b"to all");
+    endpoints[0].flush();
     assert_eq!(endpoints[0].stats().sent, 1, "one datagram for the whole segment");
     for receiver in &mut endpoints[1..] {
         assert_eq!(
@@ -134,15 +135,36 @@ fn segment_cast_on_a_lan(expected: SegmentCast) {
     // The sender's own copy, if the kernel loops it back, is not handed on.
     assert!(collect(&mut endpoints[0], 1, Duration::from_millis(100)).is_empty());
 
-    assert!(endpoints[1].send_to(id(2), b"just h2"));
+    assert!(endpoints[1].queue_to(id(2), b"just h2"));
+    endpoints[1].flush();
     assert_eq!(
         collect(&mut endpoints[2], 1, Duration::from_secs(2)),
         [(id(1), b"just h2".to_vec())]
     );
     assert!(collect(&mut endpoints[0], 1, Duration::from_millis(100)).is_empty());
 
+    // A burst goes in runs through the bridge, and arrives whole and in order.
+    let burst: Vec<Vec<u8>> = (0..20u8)
+        .map(|k| vec![k; 1000 - usize::from(k / 19) * 500])
+        .collect();
+    for datagram in &burst {
+        endpoints[0].queue_all(datagram);
+    }
+    endpoints[0].flush();
+    for receiver in &mut endpoints[1..] {
+        let got: Vec<Vec<u8>> = collect(receiver, burst.len(), Duration::from_secs(2))
+            .into_iter()
+            .map(|(from, bytes)| {
+                assert_eq!(from, id(0));
+                bytes
+            })
+            .collect();
+        assert_eq!(got, burst);
+    }
+
     lan.set_cable(2, 0, false);
-    endpoints[0].send_all(b"partial");
+    endpoints[0].queue_all(b"partial");
+    endpoints[0].flush();
     assert_eq!(
         collect(&mut endpoints[1], 1, Duration::from_secs(2)),
         [(id(0), b"partial".to_vec())]

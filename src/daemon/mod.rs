@@ -9,6 +9,7 @@ mod handshake;
 mod monitor;
 pub mod net;
 pub mod networks;
+mod outbox;
 mod outqueue;
 mod reader;
 mod sys;

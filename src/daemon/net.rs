@@ -28,6 +28,10 @@
 //! is pinned to the interface of this daemon's address with `IP_UNICAST_IF` (multicast leaves
 //! by `IP_MULTICAST_IF`), not with `SO_BINDTODEVICE`: pinning reception too would make the
 //! kernel drop a crossed datagram unseen, and crossed cables would look like a pulled cable.
+//!
+//! Sending is queued and flushed in batches (see [`super::outbox`]), and every socket takes
+//! datagrams the kernel coalesced (`UDP_GRO`) in one read: a run of datagrams from one sender
+//! then crosses the stack, and a virtual network, once.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -38,7 +42,8 @@ use std::time::Instant;
 use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 
 use super::faults::{FaultLayer, FaultStats};
-use super::sys::{self, DatagramBatch, InterfaceAddress};
+use super::outbox::Outbox;
+use super::sys::{self, DatagramBatch, InterfaceAddress, MAX_MESSAGE};
 use crate::config::{Config, DaemonEntry, Network};
 use crate::monitor::query;
 use crate::ring::Destination;
@@ -47,9 +52,9 @@ use crate::ring::Destination;
 pub const SEGMENT_NETWORK: u8 = 0;
 /// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max).
 const SOCKET_BUFFER: usize = 4 << 20;
-/// Largest datagram received whole; daemon packets fit one MTU, so a longer one is not ours.
+/// Longest datagram taken; daemon packets fit one MTU, so a longer one is not ours.
 const MAX_DATAGRAM: usize = 9_216;
-/// Datagrams read by one system call.
+/// Messages read by one system call (each a datagram, or several the kernel coalesced).
 const RECEIVE_BATCH: usize = 32;
 /// Batches read from one socket per turn, so that clients are served in between.
 const BATCHES_PER_TURN: usize = 2;
@@ -326,6 +331,8 @@ pub struct NetEndpoint {
     faults: Option<FaultLayer>,
     stats: NetStats,
     batch: DatagramBatch,
+    /// What the first socket sends at the next [`NetEndpoint::flush`].
+    outbox: Outbox,
 }
 
 fn udp_socket(address: SocketAddr) -> io::Result<Socket> {
@@ -334,6 +341,10 @@ fn udp_socket(address: SocketAddr) -> io::Result<Socket> {
         socket.set_only_v6(true)?;
     }
     sys::report_arrival_interface(socket.as_raw_fd(), address.is_ipv6())?;
+    // Best effort: without it, each datagram is read on its own.
+    if let Err(e) = sys::take_coalesced(socket.as_raw_fd()) {
+        log::debug!("UDP_GRO on {address}: {e}");
+    }
     // Best effort: a smaller buffer only means more loss under bursts.
     if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
         log::warn!("SO_RCVBUF on {address}: {e}");
@@ -476,7 +487,8 @@ impl NetEndpoint {
             arrival,
             faults,
             stats: NetStats::default(),
-            batch: DatagramBatch::new(RECEIVE_BATCH, MAX_DATAGRAM),
+            batch: DatagramBatch::new(RECEIVE_BATCH, MAX_MESSAGE),
+            outbox: Outbox::new(),
         })
     }
 
@@ -518,22 +530,31 @@ impl NetEndpoint {
         NetStats { faults, ..self.stats }
     }
 
-    /// One datagram to `to`; false if it is a daemon not on this network.
-    pub fn send(&mut self, to: Destination, bytes: &[u8]) -> bool {
+    /// Queues one datagram to `to` for the next [`NetEndpoint::flush`]; false if it is a
+    /// daemon not on this network.
+    pub fn queue(&mut self, to: Destination, bytes: &[u8]) -> bool {
         match to {
             Destination::All => {
-                self.send_all(bytes);
+                self.queue_all(bytes);
                 true
             }
-            Destination::Daemon(id) => self.send_to(id, bytes),
+            Destination::Daemon(id) => self.queue_to(id, bytes),
         }
     }
 
-    /// One datagram to every other daemon: one segment broadcast or multicast when usable,
-    /// unicasts to the rest.
-    pub fn send_all(&mut self, bytes: &[u8]) {
+    /// Whether `to` is every daemon or one configured on this network.
+    pub fn reaches(&self, to: Destination) -> bool {
+        match to {
+            Destination::All => true,
+            Destination::Daemon(id) => self.links.peers.iter().any(|p| p.id == id),
+        }
+    }
+
+    /// Queues one datagram to every other daemon: one segment broadcast or multicast when
+    /// usable, unicasts to the rest.
+    pub fn queue_all(&mut self, bytes: &[u8]) {
         if let Some(cast) = self.links.segment_cast {
-            self.transmit(SocketAddr::new(cast.address(), self.links.port), bytes);
+            self.admit(SocketAddr::new(cast.address(), self.links.port), bytes);
         }
         for i in 0..self.links.peers.len() {
             let Peer {
@@ -542,41 +563,41 @@ impl NetEndpoint {
                 ..
             } = self.links.peers[i];
             if !by_segment_cast {
-                self.transmit(address, bytes);
+                self.admit(address, bytes);
             }
         }
     }
 
-    /// One datagram to daemon `id`; false if no such daemon is configured.
-    pub fn send_to(&mut self, id: u32, bytes: &[u8]) -> bool {
+    /// Queues one datagram to daemon `id`; false if no such daemon is configured.
+    pub fn queue_to(&mut self, id: u32, bytes: &[u8]) -> bool {
         match self.links.peers.iter().find(|p| p.id == id).map(|p| p.address) {
             Some(address) => {
-                self.transmit(address, bytes);
+                self.admit(address, bytes);
                 true
             }
             None => false,
         }
     }
 
-    fn transmit(&mut self, to: SocketAddr, bytes: &[u8]) {
+    /// Queues what the fault layer, if any, lets through now.
+    fn admit(&mut self, to: SocketAddr, bytes: &[u8]) {
         let copies = match self.faults.as_mut() {
             Some(faults) => faults.admit(Instant::now(), self.links.network, to, bytes),
             None => 1,
         };
         for _ in 0..copies {
-            self.send_now(to, bytes);
+            self.outbox.push(to, bytes);
         }
     }
 
-    /// UDP loses datagrams anyway: a failed send is counted, and the protocol retransmits.
-    fn send_now(&mut self, to: SocketAddr, bytes: &[u8]) {
-        match self.sockets[0].send_to(bytes, to) {
-            Ok(_) => self.stats.sent += 1,
-            Err(e) => {
-                self.stats.send_errors += 1;
-                log::debug!("sending {} bytes to {to}: {e}", bytes.len());
-            }
+    /// Sends what is queued.
+    pub fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
         }
+        let done = self.outbox.flush(self.sockets[0].as_raw_fd());
+        self.stats.sent += done.sent;
+        self.stats.send_errors += done.failed;
     }
 
     /// Answers a monitor query read on socket `index`, from that socket, so that the answer
@@ -594,10 +615,10 @@ impl NetEndpoint {
         self.faults.as_ref().and_then(FaultLayer::next_due)
     }
 
-    /// Sends the held-back datagrams that are due at `now`.
-    pub fn send_due(&mut self, now: Instant) {
+    /// Queues the held-back datagrams that are due at `now`.
+    pub fn queue_due(&mut self, now: Instant) {
         while let Some((to, bytes)) = self.faults.as_mut().and_then(|f| f.pop_due(now)) {
-            self.send_now(to, &bytes);
+            self.outbox.push(to, &bytes);
         }
     }
 
@@ -624,8 +645,8 @@ impl NetEndpoint {
                     continue;
                 }
             };
-            for i in 0..n {
-                let datagram = self.batch.datagram(i);
+            for datagram in self.batch.datagrams() {
+                read += 1;
                 let (source, bytes) = (datagram.source, datagram.bytes);
                 // A monitor's query comes from its own port, never a daemon's: recognised
                 // before the sender check.
@@ -635,7 +656,7 @@ impl NetEndpoint {
                 }
                 let from = source.and_then(|s| self.senders.get(&s).copied());
                 match from {
-                    Some(_) if datagram.cut => self.stats.oversized += 1,
+                    Some(_) if datagram.cut || bytes.len() > MAX_DATAGRAM => self.stats.oversized += 1,
                     Some(from) => {
                         let foreign_interface =
                             self.arrival.foreign(from, datagram.interface, &mut self.stats);
@@ -659,7 +680,6 @@ impl NetEndpoint {
                     }
                 }
             }
-            read += n;
             if n < RECEIVE_BATCH {
                 break;
             }

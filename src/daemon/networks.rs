@@ -16,7 +16,7 @@ use std::os::fd::RawFd;
 use std::time::Instant;
 
 use super::faults::FaultLayer;
-use super::net::{Links, NetEndpoint, NetStats};
+use super::net::{Links, NetEndpoint, NetStats, SEGMENT_NETWORK};
 use crate::config::Config;
 use crate::link::{self, LinkLayer, LinkOutputs, LinkParams, LinkSetup, NetSet, Peer, Status};
 use crate::ring::{Datagrams, Destination, Time};
@@ -65,6 +65,9 @@ pub struct Networks {
     link: Option<Multipath>,
     /// Tokens read in this [`Networks::receive`], by network: handed on after the data.
     tokens: Datagrams<u8>,
+    /// Tokens to send, by network and destination: queued after every network's data at the
+    /// next [`Networks::flush`].
+    held_tokens: Datagrams<(u8, Destination)>,
 }
 
 struct Multipath {
@@ -121,6 +124,7 @@ impl Networks {
             sockets,
             link,
             tokens: Datagrams::default(),
+            held_tokens: Datagrams::default(),
         })
     }
 
@@ -137,19 +141,57 @@ impl Networks {
         endpoints.iter_mut().find(|e| e.links().network == network)
     }
 
-    /// Sends a datagram of the node; false if `to` is a daemon this one cannot reach. On a
-    /// multipath ring it is re-stamped in place for each network it goes on.
+    /// Queues a datagram of the node for the next [`Networks::flush`]; false if `to` is a
+    /// daemon this one cannot reach. On a multipath ring it is re-stamped in place for each
+    /// network it goes on.
     pub fn send(&mut self, now: Time, to: Destination, datagram: &mut [u8]) -> bool {
+        let (endpoints, held) = (&mut self.endpoints, &mut self.held_tokens);
         let Some(m) = self.link.as_mut() else {
-            return self.endpoints[0].send(to, datagram);
+            return endpoints[0].reaches(to) && Self::queue(endpoints, held, SEGMENT_NETWORK, to, datagram);
         };
-        let endpoints = &mut self.endpoints;
         let networks = m.layer.send_copies(now, to, datagram, |network, copy| {
-            if let Some(endpoint) = Self::endpoint(endpoints, network) {
-                endpoint.send(to, copy);
-            }
+            Self::queue(endpoints, held, network, to, copy);
         });
         !networks.is_empty()
+    }
+
+    /// Queues a datagram on `network`, or holds it back if it is a token: sent before data
+    /// still queued (on another network, or to another destination), the token would reach
+    /// the next daemon first, which would ask for that data again.
+    fn queue(
+        endpoints: &mut [NetEndpoint],
+        held: &mut Datagrams<(u8, Destination)>,
+        network: u8,
+        to: Destination,
+        bytes: &[u8],
+    ) -> bool {
+        let Some(endpoint) = Self::endpoint(endpoints, network) else {
+            return false;
+        };
+        if is_token(bytes) && endpoint.reaches(to) {
+            held.push_with((network, to), |arena| arena.extend_from_slice(bytes));
+            return true;
+        }
+        endpoint.queue(to, bytes)
+    }
+
+    /// Sends every queued datagram: the data of every network, then the tokens.
+    pub fn flush(&mut self) {
+        for endpoint in &mut self.endpoints {
+            endpoint.flush();
+        }
+        if self.held_tokens.is_empty() {
+            return;
+        }
+        for ((network, to), bytes) in self.held_tokens.iter() {
+            if let Some(endpoint) = Self::endpoint(&mut self.endpoints, network) {
+                endpoint.queue(to, bytes);
+            }
+        }
+        self.held_tokens.clear();
+        for endpoint in &mut self.endpoints {
+            endpoint.flush();
+        }
     }
 
     /// Reads the datagrams waiting on every socket and hands each ring datagram to `deliver`
@@ -196,6 +238,7 @@ impl Networks {
             }
             Self::send_probes(endpoints, m);
         }
+        self.flush();
     }
 
     /// One datagram read on `network`: through the link layer on a multipath ring.
@@ -232,13 +275,15 @@ impl Networks {
         if let Some(m) = self.link.as_mut().filter(|m| m.layer.next_deadline() <= now) {
             m.layer.handle_timer(now, &mut m.out);
             Self::send_probes(&mut self.endpoints, m);
+            self.flush();
         }
     }
 
+    /// Queues the link layer's probes.
     fn send_probes(endpoints: &mut [NetEndpoint], m: &mut Multipath) {
         for (peer, network, bytes) in m.out.sends() {
             if let Some(endpoint) = Self::endpoint(endpoints, network) {
-                endpoint.send_to(peer, bytes);
+                endpoint.queue_to(peer, bytes);
             }
         }
         m.out.clear();
@@ -252,8 +297,9 @@ impl Networks {
     /// Sends the held-back datagrams that are due at `now`.
     pub fn send_due(&mut self, now: Instant) {
         for endpoint in &mut self.endpoints {
-            endpoint.send_due(now);
+            endpoint.queue_due(now);
         }
+        self.flush();
     }
 
     /// Each network's counters.

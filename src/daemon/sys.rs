@@ -1,11 +1,14 @@
 //! Thin safe wrappers over the Linux calls the event loop needs: epoll, a signalfd, batched
-//! datagram reception with the arrival interface, and the machine's interfaces.
+//! datagram reception (with the arrival interface, and coalesced datagrams cut apart) and
+//! sending (with segmentation offload), and the machine's interfaces.
 
 use std::ffi::CStr;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
+
+use socket2::SockAddr;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -132,9 +135,14 @@ pub fn timeout_ms(deadline: Option<Instant>, now: Instant) -> i32 {
     }
 }
 
-/// Room for the ancillary data of one datagram: its packet information (IPv4 or IPv6), in
-/// `u64`s for the alignment of a `cmsghdr`.
-type Control = [u64; 8];
+/// Room for the ancillary data of one received message: its packet information (IPv4 or
+/// IPv6) and its segment size when the kernel coalesced datagrams, in `u64`s for the alignment
+/// of a `cmsghdr`.
+type Control = [u64; 16];
+
+/// Largest message one read may return: datagrams the kernel coalesced (see
+/// [`take_coalesced`]) are at most one IP packet's worth.
+pub const MAX_MESSAGE: usize = 65_535;
 
 /// One datagram of a [`DatagramBatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,32 +157,43 @@ pub struct Datagram<'a> {
     pub interface: Option<u32>,
 }
 
-/// Receive buffers for up to `slots` datagrams read by one recvmmsg(2).
+/// One message read by a [`DatagramBatch`]: a datagram, or several of one sender that the
+/// kernel coalesced.
+#[derive(Debug, Clone, Copy)]
+struct Message {
+    len: usize,
+    cut: bool,
+    interface: Option<u32>,
+    /// Size of each coalesced datagram (the last may be shorter); `None`: one datagram.
+    segment: Option<usize>,
+}
+
+/// Receive buffers for up to `slots` messages read by one recvmmsg(2).
 pub struct DatagramBatch {
     /// `slots` buffers of `slot_len` bytes, one after the other.
     buffers: Vec<u8>,
     slot_len: usize,
     sources: Vec<libc::sockaddr_storage>,
     controls: Vec<Control>,
-    /// Per datagram received: its length, whether it was cut to fit its buffer, and its
-    /// arrival interface.
-    received: Vec<(usize, bool, Option<u32>)>,
+    received: Vec<Message>,
 }
 
 impl DatagramBatch {
     pub fn new(slots: usize, slot_len: usize) -> DatagramBatch {
         DatagramBatch {
+            // Zeroed by the allocator, so pages are touched only once a message fills them.
             buffers: vec![0; slots * slot_len],
             slot_len,
             // SAFETY: sockaddr_storage is plain data for which all zero bytes are valid.
             sources: vec![unsafe { std::mem::zeroed() }; slots],
-            controls: vec![[0; 8]; slots],
+            controls: vec![[0; 16]; slots],
             received: Vec::with_capacity(slots),
         }
     }
 
-    /// Reads the datagrams waiting on the non-blocking socket `fd`, as many as there are
-    /// slots; returns how many (0: none was waiting).
+    /// Reads the messages waiting on the non-blocking socket `fd`, as many as there are
+    /// slots; returns how many (0: none was waiting). A message may hold several datagrams:
+    /// [`DatagramBatch::datagrams`] gives them one by one.
     pub fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
         self.received.clear();
         let slots = self.sources.len();
@@ -226,26 +245,47 @@ impl DatagramBatch {
             };
         }
         self.received.extend(headers[..n as usize].iter().map(|h| {
-            let cut = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            (h.msg_len as usize, cut, arrival_interface(&h.msg_hdr))
+            let (interface, segment) = ancillary(&h.msg_hdr);
+            Message {
+                len: h.msg_len as usize,
+                cut: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                interface,
+                segment,
+            }
         }));
         Ok(n as usize)
     }
 
-    /// Datagram `i` of the last [`DatagramBatch::receive`].
-    pub fn datagram(&self, i: usize) -> Datagram<'_> {
-        let (len, cut, interface) = self.received[i];
-        Datagram {
-            source: socket_addr(&self.sources[i]),
-            bytes: &self.buffers[i * self.slot_len..][..len.min(self.slot_len)],
-            cut,
-            interface,
-        }
+    /// The datagrams of the last [`DatagramBatch::receive`], in order: a coalesced message
+    /// cut back into its datagrams.
+    pub fn datagrams(&self) -> impl Iterator<Item = Datagram<'_>> + '_ {
+        self.received.iter().enumerate().flat_map(move |(i, m)| {
+            let source = socket_addr(&self.sources[i]);
+            let bytes = &self.buffers[i * self.slot_len..][..m.len.min(self.slot_len)];
+            let segment = m
+                .segment
+                .filter(|&s| s > 0 && s < bytes.len())
+                .unwrap_or(bytes.len());
+            let count = if bytes.is_empty() {
+                1
+            } else {
+                bytes.len().div_ceil(segment)
+            };
+            (0..count).map(move |k| Datagram {
+                source,
+                bytes: &bytes[k * segment..((k + 1) * segment).min(bytes.len())],
+                // Only the end of a message is lost when it is cut.
+                cut: m.cut && k + 1 == count,
+                interface: m.interface,
+            })
+        })
     }
 }
 
-/// The arrival interface in the packet information of a received message, if there is one.
-fn arrival_interface(header: &libc::msghdr) -> Option<u32> {
+/// From the ancillary data of a received message: its arrival interface, if the packet
+/// information is there, and the size of its datagrams, if the kernel coalesced several.
+fn ancillary(header: &libc::msghdr) -> (Option<u32>, Option<usize>) {
+    let (mut interface, mut segment) = (None, None);
     // SAFETY: `header` was filled by recvmmsg: its control pointer and (updated) length
     // describe the ancillary data the kernel wrote into our control buffer, which is alive.
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(header) };
@@ -256,22 +296,112 @@ fn arrival_interface(header: &libc::msghdr) -> Option<u32> {
         // of it (cmsg_len covers it), at an address CMSG_DATA aligns for it only to the header's
         // alignment, hence the unaligned reads.
         unsafe {
-            if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
-                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                return u32::try_from(info.ipi_ifindex).ok();
-            }
-            if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
-                let info: libc::in6_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                return Some(info.ipi6_ifindex);
+            match (c.cmsg_level, c.cmsg_type) {
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    interface = u32::try_from(info.ipi_ifindex).ok();
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                    let info: libc::in6_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    interface = Some(info.ipi6_ifindex);
+                }
+                (libc::SOL_UDP, libc::UDP_GRO) => {
+                    let size: libc::c_int = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    segment = usize::try_from(size).ok();
+                }
+                _ => {}
             }
         }
         // SAFETY: as for CMSG_FIRSTHDR; `cmsg` is a header of this message.
         cmsg = unsafe { libc::CMSG_NXTHDR(header, cmsg) };
     }
-    None
+    (interface, segment)
 }
 
-fn set_option(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+/// One message for [`send_messages`]: `parts` to `to`, as one datagram, or with `segment` as
+/// one datagram per part, cut by the kernel every `segment` bytes (UDP segmentation offload:
+/// then every part is `segment` bytes long but the last, which may be shorter).
+pub struct Outgoing<'a> {
+    pub to: &'a SockAddr,
+    pub parts: &'a [IoSlice<'a>],
+    pub segment: Option<u16>,
+}
+
+/// Room for a `UDP_SEGMENT` control message, in `u64`s for the alignment of a `cmsghdr`.
+type SegmentControl = [u64; 4];
+
+/// Messages one sendmmsg(2) takes at most (the kernel's UIO_MAXIOV).
+const SEND_BATCH: usize = 1024;
+
+/// Sends `messages` in order on the non-blocking socket `fd`, with as few system calls as
+/// possible; returns how many were sent and, if one failed, its error: it is the one after
+/// those sent.
+pub fn send_messages(fd: RawFd, messages: &[Outgoing<'_>]) -> (usize, Option<io::Error>) {
+    // SAFETY: CMSG_SPACE and CMSG_LEN only compute sizes.
+    let (control_len, data_len) = unsafe {
+        let value = std::mem::size_of::<u16>() as libc::c_uint;
+        (libc::CMSG_SPACE(value) as usize, libc::CMSG_LEN(value) as usize)
+    };
+    let mut sent = 0;
+    while sent < messages.len() {
+        let batch = &messages[sent..messages.len().min(sent + SEND_BATCH)];
+        let mut controls: Vec<SegmentControl> = vec![[0; 4]; batch.len()];
+        let mut headers: Vec<libc::mmsghdr> = batch
+            .iter()
+            .zip(controls.iter_mut())
+            .map(|(m, control)| {
+                // SAFETY: msghdr is plain data; all zero is a valid empty header.
+                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+                h.msg_name = m.to.as_ptr().cast_mut().cast();
+                h.msg_namelen = m.to.len();
+                // IoSlice is ABI-compatible with iovec; the kernel only reads it.
+                h.msg_iov = m.parts.as_ptr().cast_mut().cast();
+                h.msg_iovlen = m.parts.len();
+                if let Some(segment) = m.segment {
+                    h.msg_control = control.as_mut_ptr().cast();
+                    h.msg_controllen = control_len;
+                    // SAFETY: the control buffer is `control_len` bytes or more, room for
+                    // one header and a u16 (CMSG_SPACE), so CMSG_FIRSTHDR returns a header in
+                    // it; the u16 is written unaligned into the data part it counts.
+                    unsafe {
+                        let c = libc::CMSG_FIRSTHDR(&h);
+                        (*c).cmsg_level = libc::SOL_UDP;
+                        (*c).cmsg_type = libc::UDP_SEGMENT;
+                        (*c).cmsg_len = data_len;
+                        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+                    }
+                }
+                libc::mmsghdr {
+                    msg_hdr: h,
+                    msg_len: 0,
+                }
+            })
+            .collect();
+        // SAFETY: `headers` holds `batch.len()` entries whose name, iovec and control pointers
+        // refer to the addresses and parts of `messages` and to `controls`, all alive and
+        // unmoved during the call; the kernel only reads them.
+        let n = unsafe { libc::sendmmsg(fd, headers.as_mut_ptr(), headers.len() as libc::c_uint, 0) };
+        if n < 0 {
+            return (sent, Some(io::Error::last_os_error()));
+        }
+        // Fewer than asked: the next call reports the error of the first one left.
+        sent += n as usize;
+    }
+    (sent, None)
+}
+
+/// Lets the UDP socket `fd` read several datagrams of one sender as one message when the
+/// kernel has them coalesced (`UDP_GRO`); [`DatagramBatch`] cuts them apart again.
+pub fn take_coalesced(fd: RawFd) -> io::Result<()> {
+    set_option(fd, libc::SOL_UDP, libc::UDP_GRO, 1)
+}
+
+pub(super) fn set_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: `value` is a c_int alive for the call, and we pass its size.
     check(unsafe {
         libc::setsockopt(
@@ -481,9 +611,11 @@ mod tests {
         }
         sender.send_to(&[9; 20], to).unwrap();
         assert_eq!(batch.receive(receiver.as_raw_fd()).unwrap(), 4);
+        let got: Vec<Datagram> = batch.datagrams().collect();
+        assert_eq!(got.len(), 4);
         for i in 0..4u8 {
             assert_eq!(
-                batch.datagram(usize::from(i)),
+                got[usize::from(i)],
                 Datagram {
                     source: Some(sender.local_addr().unwrap()),
                     bytes: &[i; 3][..],
@@ -493,10 +625,11 @@ mod tests {
             );
         }
         assert_eq!(batch.receive(receiver.as_raw_fd()).unwrap(), 3);
-        assert_eq!(batch.datagram(1).bytes, [5; 3]);
+        let got: Vec<Datagram> = batch.datagrams().collect();
+        assert_eq!(got[1].bytes, [5; 3]);
         // Longer than its slot: cut, and said so.
-        assert_eq!(batch.datagram(2).bytes, [9; 8]);
-        assert!(batch.datagram(2).cut);
+        assert_eq!(got[2].bytes, [9; 8]);
+        assert!(got[2].cut);
         assert_eq!(batch.receive(receiver.as_raw_fd()).unwrap(), 0);
     }
 
@@ -523,7 +656,7 @@ mod tests {
         }
         let mut batch = DatagramBatch::new(4, 64);
         assert_eq!(batch.receive(v4.as_raw_fd()).unwrap(), 3);
-        assert!((0..3).all(|i| batch.datagram(i).interface == Some(lo)));
+        assert!(batch.datagrams().all(|d| d.interface == Some(lo)));
         // IPv6 loopback, where the machine has it.
         let Ok(v6) = std::net::UdpSocket::bind("[::1]:0") else {
             return;
@@ -533,7 +666,58 @@ mod tests {
         let sender = std::net::UdpSocket::bind("[::1]:0").unwrap();
         sender.send_to(b"v6", v6.local_addr().unwrap()).unwrap();
         assert_eq!(batch.receive(v6.as_raw_fd()).unwrap(), 1);
-        assert_eq!(batch.datagram(0).interface, Some(lo));
-        assert_eq!(batch.datagram(0).bytes, b"v6");
+        let got: Vec<Datagram> = batch.datagrams().collect();
+        assert_eq!(
+            (got.len(), got[0].interface, got[0].bytes),
+            (1, Some(lo), &b"v6"[..])
+        );
+    }
+
+    /// A run sent as one message arrives as its datagrams: coalesced into one read where the
+    /// socket takes that (and cut apart by the batch), one read each where it does not.
+    #[test]
+    fn segmented_sends_arrive_as_their_datagrams() {
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let coalescing = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        take_coalesced(coalescing.as_raw_fd()).unwrap();
+        let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let parts: Vec<Vec<u8>> = vec![vec![1; 100], vec![2; 100], vec![3; 100], vec![4; 30]];
+        let slices: Vec<IoSlice> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let (to_coalescing, to_plain) = (
+            SockAddr::from(coalescing.local_addr().unwrap()),
+            SockAddr::from(plain.local_addr().unwrap()),
+        );
+        let messages = [&to_coalescing, &to_plain, &to_plain].map(|to| Outgoing {
+            to,
+            parts: &slices,
+            segment: Some(100),
+        });
+        // The third as one datagram of all the parts.
+        let messages = [
+            Outgoing { ..messages[0] },
+            Outgoing { ..messages[1] },
+            Outgoing {
+                segment: None,
+                ..messages[2]
+            },
+        ];
+        let (sent, error) = send_messages(sender.as_raw_fd(), &messages);
+        assert_eq!((sent, error.map(|e| e.kind())), (3, None));
+        let mut batch = DatagramBatch::new(8, MAX_MESSAGE);
+        let read = |batch: &mut DatagramBatch, socket: &std::net::UdpSocket| -> (usize, Vec<Vec<u8>>) {
+            socket.set_nonblocking(true).unwrap();
+            let n = batch.receive(socket.as_raw_fd()).unwrap();
+            (n, batch.datagrams().map(|d| d.bytes.to_vec()).collect())
+        };
+        assert_eq!(read(&mut batch, &coalescing), (1, parts.clone()));
+        let (n, got) = read(&mut batch, &plain);
+        assert_eq!((n, &got[..4]), (5, &parts[..]));
+        assert_eq!(got[4], parts.concat());
+        // A run the kernel refuses (no UDP checksums) fails as a whole.
+        set_option(sender.as_raw_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1).unwrap();
+        let (sent, error) = send_messages(sender.as_raw_fd(), &messages[1..]);
+        assert_eq!(sent, 0);
+        assert!(error.is_some());
+        assert_eq!(read(&mut batch, &plain).0, 0);
     }
 }

@@ -166,6 +166,7 @@ impl Daemon {
                     .handle(now, Input::Closed { session }, &mut self.outputs);
             }
             if self.outputs.is_empty() {
+                self.net.flush();
                 return;
             }
             let mut outputs = std::mem::take(&mut self.outputs);

@@ -161,16 +161,22 @@ fn two_endpoints_on_loopback_exchange_datagrams() {
     let mut d1 = NetEndpoint::open(Links::from_config(&c, 0, 0), None).unwrap();
     let mut d2 = NetEndpoint::open(Links::from_config(&c, 1, 0), None).unwrap();
 
-    d1.send_all(b"to all");
-    assert!(d1.send_to(id("d2"), b"to d2"));
-    assert!(!d1.send_to(id("nobody"), b"lost"));
+    d1.queue_all(b"to all");
+    assert!(d1.queue_to(id("d2"), b"to d2"));
+    assert!(!d1.queue_to(id("nobody"), b"lost"));
+    assert!(
+        collect(&mut d2, 1, Duration::from_millis(10)).is_empty(),
+        "sent before the flush"
+    );
+    d1.flush();
     let got = collect(&mut d2, 2, Duration::from_secs(2));
     assert_eq!(
         got,
         [(id("d1"), b"to all".to_vec()), (id("d1"), b"to d2".to_vec())]
     );
 
-    d2.send_all(&[7; 1400]);
+    d2.queue_all(&[7; 1400]);
+    d2.flush();
     assert_eq!(
         collect(&mut d1, 1, Duration::from_secs(2)),
         [(id("d2"), vec![7; 1400])]
@@ -183,7 +189,8 @@ fn two_endpoints_on_loopback_exchange_datagrams() {
     stranger.send_to(b"who?", ("127.0.0.1", port)).unwrap();
     let wrong_port = UdpSocket::bind("127.0.0.2:0").unwrap();
     wrong_port.send_to(b"who?", ("127.0.0.1", port)).unwrap();
-    d2.send_to(id("d1"), b"real");
+    d2.queue_to(id("d1"), b"real");
+    d2.flush();
     assert_eq!(
         collect(&mut d1, 1, Duration::from_secs(2)),
         [(id("d2"), b"real".to_vec())]
@@ -209,7 +216,8 @@ fn monitor_datagrams_go_to_the_monitor() {
     asker
         .send_to(&encode_query(Query { nonce: 9 }), ("127.0.0.1", port))
         .unwrap();
-    d2.send_to(id("d1"), b"ring");
+    d2.queue_to(id("d1"), b"ring");
+    d2.flush();
     let mut queries = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut ring = Vec::new();
@@ -255,8 +263,10 @@ fn receive_reads_in_batches() {
     let c = pair_config(port);
     let mut d1 = NetEndpoint::open(Links::from_config(&c, 0, 0), None).unwrap();
     let mut d2 = NetEndpoint::open(Links::from_config(&c, 1, 0), None).unwrap();
+    let to_d2 = d1.links.peers[0].address;
+    // One by one, as another sender would: a turn reads a few batches.
     for i in 0..100u8 {
-        d1.send_all(&[i]);
+        d1.sockets[0].send_to(&[i], to_d2).unwrap();
     }
     let mut seen = Vec::new();
     let turn = RECEIVE_BATCH * BATCHES_PER_TURN;
@@ -270,9 +280,19 @@ fn receive_reads_in_batches() {
     );
     assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0]), &mut |_, _| {}), 0);
     assert_eq!(seen, (0..100).collect::<Vec<u8>>());
+    // Queued and flushed: sent in runs, read coalesced, all in one turn and in order.
+    for i in 0..100u8 {
+        d1.queue_all(&[i]);
+    }
+    d1.flush();
+    seen.clear();
+    assert_eq!(d2.receive(0, &mut |r| seen.push(r.bytes[0]), &mut |_, _| {}), 100);
+    assert_eq!(seen, (0..100).collect::<Vec<u8>>());
+    assert_eq!((d1.stats().sent, d2.stats().received), (100, 200));
     // Longer than any daemon packet: dropped and counted.
-    d1.send_all(&vec![1; MAX_DATAGRAM + 1]);
-    d1.send_all(b"after");
+    d1.queue_all(&vec![1; MAX_DATAGRAM + 1]);
+    d1.queue_all(b"after");
+    d1.flush();
     let got = collect(&mut d2, 1, Duration::from_secs(2));
     assert_eq!(got, [(id("d1"), b"after".to_vec())]);
     assert_eq!(d2.stats().oversized, 1);
@@ -286,13 +306,16 @@ fn faults_hold_datagrams_until_due() {
     let mut d1 = NetEndpoint::open(Links::from_config(&c, 0, 0), Some(faults)).unwrap();
     let mut d2 = NetEndpoint::open(Links::from_config(&c, 1, 0), None).unwrap();
     let sent_at = Instant::now();
-    d1.send_all(b"late");
+    d1.queue_all(b"late");
+    d1.flush();
     let due = d1.next_deadline().expect("a datagram is held");
     assert!(due >= sent_at + Duration::from_millis(30));
-    d1.send_due(due - Duration::from_micros(1));
+    d1.queue_due(due - Duration::from_micros(1));
+    d1.flush();
     assert_eq!(d1.stats().sent, 0);
     assert!(collect(&mut d2, 1, Duration::from_millis(10)).is_empty());
-    d1.send_due(due);
+    d1.queue_due(due);
+    d1.flush();
     assert_eq!(d1.next_deadline(), None);
     assert_eq!(
         collect(&mut d2, 1, Duration::from_secs(2)),
@@ -305,7 +328,8 @@ fn faults_hold_datagrams_until_due() {
         Some(FaultLayer::new(FaultSpec::parse("loss=1").unwrap(), 1)),
     )
     .unwrap();
-    lossy.send_all(b"gone");
+    lossy.queue_all(b"gone");
+    lossy.flush();
     assert_eq!((lossy.stats().sent, lossy.stats().faults.dropped), (0, 1));
 }
 

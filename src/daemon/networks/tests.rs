@@ -94,6 +94,7 @@ fn copies_go_on_every_network_and_the_first_is_kept() {
     let started = Instant::now();
     let datagram = hurry(&c, "a");
     assert!(a.send(Time::ZERO, Destination::All, &mut datagram.clone()));
+    a.flush();
     let got = collect(&mut b, started, Duration::from_millis(100));
     assert_eq!(got.len(), 1, "{got:?}");
     let (network, bytes) = &got[0];
@@ -124,6 +125,7 @@ fn copies_go_on_every_network_and_the_first_is_kept() {
         Destination::Daemon(virtual_id_from_name("b")),
         &mut hurry(&c, "a")
     ));
+    a.flush();
     let got = collect(&mut b, started, Duration::from_millis(100));
     assert_eq!(got.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [0]);
     assert_eq!(a.stats()[1].1.faults.dropped, 1);
