@@ -17,7 +17,11 @@
 //!   the single-network rate of that round and the CPU time the three daemons used per
 //!   message (user and system, from /proc: the cost of each copy, less sensitive than rates
 //!   to other work on the machine), the data packets retransmitted and the bytes the sender's
-//!   host sent per message (all its interfaces), then the medians;
+//!   host sent per message (all its interfaces), then the medians. The daemons send a run of
+//!   equal packets as one message that the kernel cuts into datagrams (segmentation offload),
+//!   and a veth pair carries such a run whole, as one frame: on the unlimited bridges the bytes
+//!   count one set of headers per run, on the rate-limited ones (where tbf cuts runs) one per
+//!   datagram;
 //! - the same rounds on rate-limited networks: on veth bridges a network costs host CPU and
 //!   adds no bandwidth, so the rounds above are CPU-bound, and a second network can only cost.
 //!   On a LAN the wire is what limits: the rounds are run again with a token bucket (`tc` tbf)
