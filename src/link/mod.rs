@@ -605,9 +605,13 @@ impl LinkLayer {
                 kind: h.kind,
             },
         };
-        let expected = self.expected_copies(now, index, &key);
+        // Copies are expected of a transmission first seen on a network in use. One coming on
+        // a network not in use may be late (a lagging network) and says nothing of the others.
+        let mut expected = self.expected_copies(now, index, &key);
         if expected.contains(arrival) {
             self.peers[index].links[l].outcome(false);
+        } else {
+            expected = NetSet::EMPTY;
         }
         let received = match self.copies.arrive(now, key, arrival, expected) {
             Arrival::Duplicate => {

@@ -1191,6 +1191,38 @@ fn a_probe_last_before_a_cut_still_counts_as_busy() {
 }
 
 #[test]
+fn late_copies_on_a_failed_network_do_not_blame_the_others() {
+    let mut l = LinkLayer::new(
+        Time::ZERO,
+        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Active),
+        LinkParams::default(),
+    )
+    .unwrap();
+    let mut out = LinkOutputs::new();
+    // Daemon 2's data comes on network 0 only: network 1 falls silent and fails. From 1.5 s
+    // on, network 1 brings copies of the old packets, long after network 0 did (a lagging
+    // network): they must not count as copies network 0 missed.
+    for t in 1..=2500u64 {
+        let now = ms(t);
+        if t % 5 == 0 {
+            let seq = t / 5;
+            l.on_receive(now, 0, &data_packet(2, 2, seq, 0), &mut out);
+            if t >= 1500 {
+                l.on_receive(now, 1, &data_packet(2, 2, seq - 290, 1), &mut out);
+            }
+        }
+        if l.next_deadline() <= now {
+            l.handle_timer(now, &mut out);
+        }
+        out.clear();
+    }
+    let st = l.status(ms(2500));
+    let (net0, net1) = (&st.links[0], &st.links[1]);
+    assert!(!net1.up, "{net1:?}");
+    assert!(net0.up && net0.counters.missed == 0, "{net0:?}");
+}
+
+#[test]
 fn probes_swapped_on_the_way_are_not_lost() {
     let mut l = layer(MultipathMode::Active);
     let mut out = LinkOutputs::new();
