@@ -1198,6 +1198,7 @@ fn late_copies_on_a_failed_network_do_not_blame_the_others() {
         LinkParams::default(),
     )
     .unwrap();
+    hear_all(&mut l, &[2], 2);
     let mut out = LinkOutputs::new();
     // Daemon 2's data comes on network 0 only: network 1 falls silent and fails. From 1.5 s
     // on, network 1 brings copies of the old packets, long after network 0 did (a lagging
