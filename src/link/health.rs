@@ -198,6 +198,11 @@ impl Link {
         self.state == LinkState::Up
     }
 
+    /// Down, but working both ways now: only its hold time keeps it out of use.
+    pub(super) fn is_coming_back(&self, now: Time, params: &LinkParams) -> bool {
+        self.state == LinkState::Down && self.reception == Reception::Good && self.peer_hears_us(now, params)
+    }
+
     pub(super) fn state(&self) -> LinkState {
         self.state
     }

@@ -373,6 +373,16 @@ impl LinkLayer {
             .collect()
     }
 
+    /// Networks towards peer `index` that work both ways again but are not in use yet.
+    fn coming_back(&self, now: Time, index: usize) -> NetSet {
+        self.peers[index]
+            .links
+            .iter()
+            .filter(|l| l.is_coming_back(now, &self.params))
+            .map(|l| l.network)
+            .collect()
+    }
+
     /// The networks a ring datagram for `to` goes on; the daemon sends one re-stamped copy on
     /// each. Empty only for a destination that is not a peer, or a broadcast with no peers.
     pub fn on_send(&mut self, now: Time, to: Destination, bytes: &[u8]) -> NetSet {
@@ -388,6 +398,7 @@ impl LinkLayer {
         let resent_token = packet
             .as_ref()
             .is_some_and(|p| matches!(p.body, Body::Token(t) if t.fields.retrans > 1));
+        let token = packet.as_ref().is_some_and(|p| matches!(p.body, Body::Token(_)));
         let networks = match to {
             Destination::Daemon(id) => {
                 let Some(index) = self.peer_index(id) else {
@@ -400,7 +411,15 @@ impl LinkLayer {
                 } else {
                     self.mode
                 };
-                route::unicast(mode, usable, self.peers[index].networks)
+                let networks = route::unicast(mode, usable, self.peers[index].networks);
+                if token {
+                    // Also on networks coming back: should the one in use fail before that
+                    // is noticed, a token on it alone is lost, and only the leader's hurry
+                    // timeout would resend it.
+                    networks.union(self.coming_back(now, index))
+                } else {
+                    networks
+                }
             }
             Destination::All => {
                 let mut reach = std::mem::take(&mut self.reach);

@@ -1295,3 +1295,42 @@ fn probes_are_acked_and_count_losses_and_round_trips() {
         Received::Dropped(DropReason::Stranger)
     ));
 }
+
+#[test]
+fn a_token_survives_a_pull_while_the_other_network_comes_back() {
+    let mut w = World::new(3, 2, MultipathMode::Hybrid);
+    w.traffic = Some(Duration::from_millis(2));
+    // Daemon 1's cable on network 0 is pulled from 1 s to 2 s. While that network is back
+    // but not in use yet (its recovery hold), daemon 2's cable on network 1 is pulled: only
+    // network 1 was in use between daemons 1 and 2, and a token on it alone is lost.
+    let pulled = |t: u64, net: u8, daemon: u32, from: u32, to: u32| {
+        (from == daemon || to == daemon)
+            && match (daemon, net) {
+                (1, 0) => (1_000_000..2_000_000).contains(&t),
+                (2, 1) => t >= 2_500_000,
+                _ => false,
+            }
+    };
+    w.fault = Box::new(move |now, from, to, net| {
+        let t = now.as_micros();
+        if pulled(t, net, 1, from, to) || pulled(t, net, 2, from, to) {
+            Fate::Lose
+        } else {
+            Fate::Deliver
+        }
+    });
+    w.run_until(ms(2499));
+    assert!(
+        !w.link(1, 2, 0).usable && w.link(1, 2, 1).usable,
+        "{:?}",
+        w.link(1, 2, 0)
+    );
+    w.run_until(ms(4000));
+    // The ring's hurry timeout would resend a lost token; nothing must wait for it.
+    let stall = longest_stall(&w, ms(2400), ms(4000));
+    eprintln!("longest delivery stall {stall} ms");
+    assert!(stall < 100.0, "deliveries stalled {stall} ms");
+    w.traffic = None;
+    w.run_until(ms(6000));
+    w.assert_ring_unharmed();
+}
