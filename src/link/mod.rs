@@ -255,6 +255,22 @@ impl PeerState {
     fn link(&self, network: u8) -> Option<usize> {
         self.links.iter().position(|l| l.network == network)
     }
+
+    /// A token older than the newest one seen from the peer: a late copy, or a replay.
+    fn is_stale(&self, key: &CopyKey) -> bool {
+        match (*key, self.last_token) {
+            (
+                CopyKey::Token {
+                    ring,
+                    rotation,
+                    retrans,
+                    ..
+                },
+                Some(last),
+            ) => last.0 == ring && (rotation, retrans) < (last.1, last.2),
+            _ => false,
+        }
+    }
 }
 
 /// Every state change is logged: at warn when a link fails, at info otherwise.
@@ -624,12 +640,14 @@ impl LinkLayer {
                 kind: h.kind,
             },
         };
-        // Copies are expected of a transmission first seen on a network in use. One coming on
-        // a network not in use may be late (a lagging network) and says nothing of the others.
+        // Copies are expected of a transmission first seen on a network in use, and not late.
+        // One coming on a network not in use may be late (a lagging network), and a stale
+        // token is: neither says anything of the other networks.
         let mut expected = self.expected_copies(now, index, &key);
         if expected.contains(arrival) {
             self.peers[index].links[l].outcome(false);
-        } else {
+        }
+        if !expected.contains(arrival) || self.peers[index].is_stale(&key) {
             expected = NetSet::EMPTY;
         }
         let received = match self.copies.arrive(now, key, arrival, expected) {
@@ -665,13 +683,13 @@ impl LinkLayer {
                 rotation,
                 retrans,
                 ..
-            } => match peer.last_token {
-                Some(last) if last.0 == ring && (rotation, retrans) < (last.1, last.2) => {
+            } => {
+                if peer.is_stale(&key) {
                     peer.links[l].counters.stale += 1;
                     return Received::Dropped(DropReason::StaleToken);
                 }
-                _ => peer.last_token = Some((ring, rotation, retrans)),
-            },
+                peer.last_token = Some((ring, rotation, retrans));
+            }
             CopyKey::Data { ring, seq, .. } => self.remember_data_network((ring, seq), arrival),
             CopyKey::Control { .. } => {}
         }
