@@ -1334,3 +1334,42 @@ fn a_token_survives_a_pull_while_the_other_network_comes_back() {
     w.run_until(ms(6000));
     w.assert_ring_unharmed();
 }
+
+#[test]
+fn late_token_copies_on_a_network_in_use_do_not_blame_the_others() {
+    let mut l = LinkLayer::new(
+        Time::ZERO,
+        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Active),
+        LinkParams::default(),
+    )
+    .unwrap();
+    hear_all(&mut l, &[2], 2);
+    let mut out = LinkOutputs::new();
+    // Daemon 2's tokens come on both networks; from 1.5 s on, network 1 also brings copies
+    // of tokens 1.5 s old, long forgotten by the copy groups (a network that lags but still
+    // counts as up): stale, they must not count as copies network 0 missed.
+    for t in 1..=2500u64 {
+        let now = ms(t);
+        if t % 5 == 0 {
+            let rotation = t / 5;
+            for net in 0..2 {
+                l.on_receive(now, net, &token_packet(2, rotation, 0, net), &mut out);
+            }
+            if t >= 1500 {
+                let late = token_packet(2, rotation - 300, 0, 1);
+                assert!(matches!(
+                    l.on_receive(now, 1, &late, &mut out),
+                    Received::Dropped(DropReason::StaleToken)
+                ));
+            }
+        }
+        if l.next_deadline() <= now {
+            l.handle_timer(now, &mut out);
+        }
+        out.clear();
+    }
+    let st = l.status(ms(2500));
+    let (net0, net1) = (&st.links[0], &st.links[1]);
+    assert!(net0.up && net0.counters.missed == 0, "{net0:?}");
+    assert!(net1.up && net1.counters.stale == 201, "{net1:?}");
+}
