@@ -428,10 +428,11 @@ impl LinkLayer {
                     self.mode
                 };
                 let networks = route::unicast(mode, usable, self.peers[index].networks);
-                if token {
-                    // Also on networks coming back: should the one in use fail before that
-                    // is noticed, a token on it alone is lost, and only the leader's hurry
-                    // timeout would resend it.
+                if token && networks.len() == 1 && self.mode != MultipathMode::Passive {
+                    // A token on one network alone is lost if that network fails before it
+                    // is noticed, and only the leader's hurry timeout would resend it: it
+                    // also goes on networks coming back. (Passive mode keeps to one network;
+                    // it resends a token lost twice on every usable one.)
                     networks.union(self.coming_back(now, index))
                 } else {
                     networks
