@@ -46,8 +46,9 @@ fn a_network_seconds_behind_sends_stale_tokens() {
         let stats = run_seed(seed);
         assert!(stats.network.duplicated > 0, "{stats:?}");
         eprintln!(
-            "lag seed {seed}: {} stale token copies dropped by link layers, {} by rings",
-            stats.stale_link, stats.stale_ring
+            "lag seed {seed}: {} stale token copies dropped by link layers, {} by rings; \
+             {} data copies the rings had dropped by link layers, {} duplicate packets reached rings",
+            stats.stale_link, stats.stale_ring, stats.late_link, stats.ring.duplicate_packets
         );
     }
 }
@@ -112,6 +113,7 @@ fn multipath_replay() {
     };
     let started = Instant::now();
     let (mut sim_time, mut messages, mut stale, mut changes) = (Duration::ZERO, 0, 0, 0);
+    let (mut late, mut ring_duplicates) = (0, 0);
     let (mut busy, mut idle, mut reenable, mut flapping) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
     for seed in first..first + count {
@@ -120,6 +122,8 @@ fn multipath_replay() {
         messages += stats.messages;
         stale += stats.stale_link + stats.stale_ring;
         changes += stats.link_changes;
+        late += stats.late_link;
+        ring_duplicates += stats.ring.duplicate_packets;
         busy = busy.max(stats.busy_detection);
         idle = idle.max(stats.idle_detection);
         reenable = reenable.max(stats.reenable);
@@ -127,7 +131,8 @@ fn multipath_replay() {
     }
     eprintln!(
         "multipath sweep: seeds {first}..{}, {sim_time:?} simulated, {messages} messages, {stale} stale \
-         tokens dropped, {changes} link state changes; slowest detection busy {busy:?} idle {idle:?}, \
+         tokens dropped, {late} copies of data the rings had dropped by link layers and {ring_duplicates} \
+         duplicate packets reaching rings, {changes} link state changes; slowest detection busy {busy:?} idle {idle:?}, \
          slowest re-enable {reenable:?}, most changes of a flapping link {flapping}; in {:?}",
         first + count,
         started.elapsed()
