@@ -45,6 +45,11 @@ fn a_network_seconds_behind_sends_stale_tokens() {
     for seed in seeds_of(Kind::Lag, 0, 2) {
         let stats = run_seed(seed);
         assert!(stats.network.duplicated > 0, "{stats:?}");
+        // The lagging network's copies of data the rings had stop at the link layers.
+        assert!(
+            stats.late_link > 0 && stats.ring.duplicate_packets == 0,
+            "{stats:?}"
+        );
         eprintln!(
             "lag seed {seed}: {} stale token copies dropped by link layers, {} by rings; \
              {} data copies the rings had dropped by link layers, {} duplicate packets reached rings",
