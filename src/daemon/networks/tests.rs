@@ -50,7 +50,7 @@ fn collect(n: &mut Networks, started: Instant, limit: Duration) -> Vec<(u8, Vec<
             now,
             &mut |network, bytes| {
                 got.push((network, bytes.to_vec()));
-                // No ring here: nothing the link layer could take for had.
+                // No ring here: a progress no packet belongs to.
                 (RingId { rep: 0, seq: 0 }, 0)
             },
             &mut |_, from, _| panic!("unexpected monitor datagram from {from}"),
