@@ -158,11 +158,11 @@ impl Networks {
     /// with the network it came on (it returns the ring's progress then: the regular ring's id
     /// and its `my_aru()`, for [`LinkLayer::ring_progress`]), and each monitor query to
     /// `monitor` with the socket it came on (to answer from) and its source; the link layer's
-    /// own packets are handled here. Tokens go last: data sent before a token may wait on another socket (the segment
-    /// broadcast one, or another network's), and a token handed on first would have the ring
-    /// ask for that data again. Arrivals through another network's interface (crossed cables,
-    /// rare) go to the link layer after the reading, when every endpoint's interfaces can be
-    /// looked at.
+    /// own packets are handled here. Tokens go last: data sent before a token may wait on
+    /// another socket (the segment broadcast one, or another network's), and a token handed on
+    /// first would have the ring ask for that data again. Arrivals through another network's
+    /// interface (crossed cables, rare) go to the link layer after the reading, when every
+    /// endpoint's interfaces can be looked at.
     pub fn receive(
         &mut self,
         now: Time,
