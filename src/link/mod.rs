@@ -13,7 +13,9 @@
 //! [`LinkLayer::send_copies`] sends the copies: one per network, the datagram re-stamped in place
 //! with [`restamp`](crate::wire::packet::restamp)`(bytes, me, network)` before each. Incoming,
 //! [`LinkLayer::on_receive`] keeps the first copy of each transmission for the ring and drops
-//! the others, token copies older than one already seen from the same sender, packets whose
+//! the others, data packets the ring already has (it tells its progress with
+//! [`LinkLayer::ring_progress`]: copies later than the copy groups' memory, a lagging
+//! network's), token copies older than one already seen from the same sender, packets whose
 //! claimed network is not the one they arrived on (crossed cables), and probes (consumed here).
 //!
 //! Health is tracked per peer and network ("link"). A link starts [`LinkState::Unheard`]: not
@@ -46,7 +48,8 @@
 //! - for each datagram read on network `n` (the socket's network; the daemon drops one that came
 //!   in through an interface of another network, and reports it with
 //!   [`LinkLayer::arrived_elsewhere`]): `on_receive(now, n, bytes, &mut out)`; a
-//!   [`Received::Ring`] packet goes to the ring as `Input::Packet { network: n, packet }`;
+//!   [`Received::Ring`] packet goes to the ring as `Input::Packet { network: n, packet }`,
+//!   and then [`LinkLayer::ring_progress`] takes the regular ring's id and `my_aru()`;
 //! - when [`LinkLayer::next_deadline`] comes: [`LinkLayer::handle_timer`];
 //! - after either, each of `out.sends()` goes to that peer's address on that network;
 //! - the monitor reads [`LinkLayer::status`] ([`Status::to_json`], [`Status::health`]).
@@ -181,6 +184,9 @@ impl std::error::Error for LinkSetupError {}
 pub enum DropReason {
     /// Another network brought this transmission first.
     Duplicate,
+    /// A data packet the ring already has (see [`LinkLayer::ring_progress`]), arriving after
+    /// the copies of its transmission were forgotten, or sent again.
+    Late,
     /// A copy of a token older than one already seen from the same sender.
     StaleToken,
     /// Claims another network than the one it arrived on.
@@ -324,6 +330,8 @@ pub struct LinkLayer {
     evaluated_at: Time,
     drops: Drops,
     missing: Vec<Missing>,
+    /// The ring's progress: ring id and its aru (it has every data packet up to there).
+    ring_progress: Option<(RingId, u64)>,
 }
 
 impl LinkLayer {
@@ -372,6 +380,7 @@ impl LinkLayer {
             evaluated_at: now,
             drops: Drops::default(),
             missing: Vec::new(),
+            ring_progress: None,
         })
     }
 
@@ -641,6 +650,15 @@ impl LinkLayer {
                 kind: h.kind,
             },
         };
+        // A packet the ring has needs no copy: one later than its group is dropped with no
+        // group and no expectations (it tells nothing of the other networks), and one sent
+        // again goes through its group only for the accounting of its copies.
+        let has = self.ring_has(&key);
+        if has && !self.copies.remembers(&key) {
+            self.peers[index].links[l].counters.duplicates += 1;
+            self.evaluate_peer(now, index, out);
+            return Received::Dropped(DropReason::Late);
+        }
         // Copies are expected of a transmission first seen on a network in use, and not late.
         // One coming on a network not in use may be late (a lagging network), and a stale
         // token is: neither says anything of the other networks.
@@ -660,11 +678,32 @@ impl LinkLayer {
                 if let Some(missing) = missing {
                     self.account(missing);
                 }
-                self.first_copy(index, l, arrival, key, packet)
+                if has {
+                    self.peers[index].links[l].counters.duplicates += 1;
+                    Received::Dropped(DropReason::Late)
+                } else {
+                    self.first_copy(index, l, arrival, key, packet)
+                }
             }
         };
         self.evaluate_peer(now, index, out);
         received
+    }
+
+    /// Tells how far the ring got: the ring `ring` has every data packet up to `aru` (its own
+    /// aru, [`Ring::my_aru`](crate::ring::Ring::my_aru), of the current regular
+    /// configuration). Copies of those packets are dropped from then on ([`DropReason::Late`]).
+    /// Call it after the ring took each packet; a value from before only drops less.
+    pub fn ring_progress(&mut self, ring: RingId, aru: u64) {
+        self.ring_progress = Some((ring, aru));
+    }
+
+    /// Whether `key` is a data packet the ring has, by [`LinkLayer::ring_progress`].
+    fn ring_has(&self, key: &CopyKey) -> bool {
+        match (*key, self.ring_progress) {
+            (CopyKey::Data { ring, seq, .. }, Some((progress, aru))) => ring == progress && seq <= aru,
+            _ => false,
+        }
     }
 
     /// The first copy of a transmission goes to the ring, unless it is a token older than one

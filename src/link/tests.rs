@@ -1373,3 +1373,74 @@ fn late_token_copies_on_a_network_in_use_do_not_blame_the_others() {
     assert!(net0.up && net0.counters.missed == 0, "{net0:?}");
     assert!(net1.up && net1.counters.stale == 201, "{net1:?}");
 }
+
+/// A data packet of ring `ring` from daemon `sender`, sequence `seq`, on `network`.
+fn data_of_ring(ring: RingId, sender: u32, seq: u64, network: u8) -> Vec<u8> {
+    let header = Header {
+        ring,
+        ..header(Kind::Data, sender, network)
+    };
+    let mut out = Vec::new();
+    let mut w = MessagesWriter::new(&mut out, &header, seq, sender);
+    w.push(ServiceLevel::Agreed, b"payload");
+    out
+}
+
+#[test]
+fn data_the_ring_has_is_dropped_below_it_and_sets_no_expectations() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    let missed = |l: &LinkLayer| -> Vec<u64> {
+        let st = l.status(l.evaluated_at);
+        st.links.iter().map(|s| s.counters.missed).collect()
+    };
+    l.ring_progress(RING, 10);
+    // Copies of packets the ring has, later than any group: dropped, on any network, and
+    // expecting nothing of the other networks.
+    for (seq, net) in [(10, 0), (3, 1)] {
+        assert!(matches!(
+            l.on_receive(ms(1), net, &data_packet(2, 2, seq, net), &mut out),
+            Received::Dropped(DropReason::Late)
+        ));
+    }
+    l.handle_timer(ms(100), &mut out);
+    assert_eq!(missed(&l), [0; 6]);
+    // Above the aru: for the ring. Its copies after the ring took it still close its group.
+    assert!(matches!(
+        l.on_receive(ms(101), 0, &data_packet(2, 2, 11, 0), &mut out),
+        Received::Ring(_)
+    ));
+    l.ring_progress(RING, 11);
+    for net in [1, 2] {
+        assert!(matches!(
+            l.on_receive(ms(102), net, &data_packet(2, 2, 11, net), &mut out),
+            Received::Dropped(DropReason::Duplicate)
+        ));
+    }
+    l.handle_timer(ms(200), &mut out);
+    assert_eq!(missed(&l), [0; 6]);
+    // Sent again: not for the ring once it has it; a retransmission above the aru is.
+    assert!(matches!(
+        l.on_receive(ms(201), 0, &data_packet(2, 2, 11, 0), &mut out),
+        Received::Dropped(DropReason::Late)
+    ));
+    for _ in 0..2 {
+        assert!(matches!(
+            l.on_receive(ms(202), 0, &data_packet(2, 2, 12, 0), &mut out),
+            Received::Ring(_)
+        ));
+    }
+    // Another ring's packets, and tokens, are not the progress's business.
+    let other = RingId { rep: 1, seq: 2 };
+    assert!(matches!(
+        l.on_receive(ms(203), 0, &data_of_ring(other, 2, 5, 0), &mut out),
+        Received::Ring(p) if p.header.ring == other
+    ));
+    assert!(matches!(
+        l.on_receive(ms(203), 0, &token_packet(2, 1, 0, 0), &mut out),
+        Received::Ring(_)
+    ));
+    let st = l.status(ms(203));
+    assert_eq!((st.drops.late, st.drops.duplicate), (3, 2));
+    assert!(st.to_json().contains("\"late\":3"), "{}", st.to_json());
+}

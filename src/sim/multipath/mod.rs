@@ -7,7 +7,9 @@
 //! (`daemon::networks`): each datagram goes out through [`LinkLayer::send_copies`], one copy per
 //! network, to every daemon on that network for a broadcast; each arrival goes through
 //! [`LinkLayer::on_receive`] with its network, and only the first copy of a transmission
-//! reaches the membership; the link layer's timer runs when due and its probes go by unicast.
+//! reaches the membership, after which the link layer learns the ring's progress
+//! ([`LinkLayer::ring_progress`]); the link layer's timer runs when due and its probes go by
+//! unicast.
 //!
 //! Checked on every step: extended virtual synchrony ([`crate::sim::evs::check`]), and, while
 //! one network stays healthy between every pair of daemons, no membership change at all once
@@ -137,6 +139,9 @@ pub struct Stats {
     /// Token copies dropped as stale: by the link layers, and by the rings.
     pub stale_link: u64,
     pub stale_ring: u64,
+    /// Data copies the link layers dropped because the ring had them ([`DropReason::Late`]);
+    /// those that reached a ring anyway are `ring.duplicate_packets`.
+    pub late_link: u64,
     /// Link state changes, summed over every link of every daemon.
     pub link_changes: u64,
     /// Slowest detection of a cut on a busy and on an idle link (checked links only).
@@ -306,6 +311,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Failure> {
             ring: RingStats::default(),
             stale_link: 0,
             stale_ring: 0,
+            late_link: 0,
             link_changes: 0,
             busy_detection: Duration::ZERO,
             idle_detection: Duration::ZERO,
@@ -487,7 +493,8 @@ impl Sim<'_> {
         let received = self.links[to].on_receive(now, network, bytes, &mut self.link_out);
         let ring_copy = matches!(
             received,
-            Received::Ring(_) | Received::Dropped(DropReason::Duplicate | DropReason::StaleToken)
+            Received::Ring(_)
+                | Received::Dropped(DropReason::Duplicate | DropReason::Late | DropReason::StaleToken)
         );
         if ring_copy {
             self.last_ring.insert((to, from, network), now);
@@ -498,6 +505,9 @@ impl Sim<'_> {
             self.call(to, |m, now, out| {
                 m.handle(now, Input::Packet { network, bytes }, out)
             })?;
+            if let Some(ring) = self.cluster.membership(to).map(Membership::ring) {
+                self.links[to].ring_progress(ring.ring_id(), ring.my_aru());
+            }
         }
         self.update_deadline(to);
         Ok(())
@@ -815,6 +825,7 @@ impl Sim<'_> {
         for (daemon, layer) in self.links.iter().enumerate() {
             let status = layer.status(self.now);
             stale += status.drops.stale_token;
+            self.stats.late_link += status.drops.late;
             for link in &status.links {
                 let describe = || format!("{link:?}");
                 self.stats.link_changes += link.counters.ups + link.counters.downs;

@@ -45,9 +45,15 @@ fn a_network_seconds_behind_sends_stale_tokens() {
     for seed in seeds_of(Kind::Lag, 0, 2) {
         let stats = run_seed(seed);
         assert!(stats.network.duplicated > 0, "{stats:?}");
+        // The lagging network's copies of data the rings had stop at the link layers.
+        assert!(
+            stats.late_link > 0 && stats.ring.duplicate_packets == 0,
+            "{stats:?}"
+        );
         eprintln!(
-            "lag seed {seed}: {} stale token copies dropped by link layers, {} by rings",
-            stats.stale_link, stats.stale_ring
+            "lag seed {seed}: {} stale token copies dropped by link layers, {} by rings; \
+             {} data copies the rings had dropped by link layers, {} duplicate packets reached rings",
+            stats.stale_link, stats.stale_ring, stats.late_link, stats.ring.duplicate_packets
         );
     }
 }
@@ -110,6 +116,7 @@ fn multipath_replay() {
             env_u64("SPREAD_MPSIM_SEEDS").unwrap_or(700),
         ),
     };
+    let (mut late, mut ring_duplicates) = (0, 0);
     let started = Instant::now();
     let (mut sim_time, mut messages, mut stale, mut changes) = (Duration::ZERO, 0, 0, 0);
     let (mut busy, mut idle, mut reenable, mut flapping) =
@@ -120,6 +127,8 @@ fn multipath_replay() {
         messages += stats.messages;
         stale += stats.stale_link + stats.stale_ring;
         changes += stats.link_changes;
+        late += stats.late_link;
+        ring_duplicates += stats.ring.duplicate_packets;
         busy = busy.max(stats.busy_detection);
         idle = idle.max(stats.idle_detection);
         reenable = reenable.max(stats.reenable);
@@ -131,5 +140,9 @@ fn multipath_replay() {
          slowest re-enable {reenable:?}, most changes of a flapping link {flapping}; in {:?}",
         first + count,
         started.elapsed()
+    );
+    eprintln!(
+        "multipath sweep: {late} copies of data the rings had dropped by link layers, \
+         {ring_duplicates} duplicate packets reached rings"
     );
 }
