@@ -11,6 +11,10 @@ use crate::ring::Time;
 /// Transitions a link remembers for the monitor.
 pub const TRANSITIONS_KEPT: usize = 8;
 
+/// A run of good reception judges its loss over about this many recent expected arrivals: at
+/// this count the run's tallies are halved, so that a long run still notices new loss.
+const RUN_WINDOW: u32 = 1024;
+
 /// What is wrong with a link, as far as this daemon can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -140,6 +144,9 @@ pub(super) struct Link {
     crossed: Option<(Time, u8)>,
     /// Start of the current run of good reception.
     run_start: Option<Time>,
+    /// Expected arrivals in the current run (see [`RUN_WINDOW`]), and of them the misses.
+    run_expected: u32,
+    run_missed: u32,
     peer_view: Option<PeerView>,
     pub last_sent: Option<Time>,
     pub last_probe: Option<Time>,
@@ -178,6 +185,8 @@ impl Link {
             hole: None,
             crossed: None,
             run_start: None,
+            run_expected: 0,
+            run_missed: 0,
             peer_view: None,
             last_sent: None,
             last_probe: None,
@@ -237,6 +246,8 @@ impl Link {
     pub(super) fn heard(&mut self, now: Time, ring: bool, params: &LinkParams) {
         if self.run_start.is_none() || self.quiet(now) > params.recovery_gap {
             self.run_start = Some(now);
+            self.run_expected = 0;
+            self.run_missed = 0;
         }
         self.last_heard = Some(now);
         if ring {
@@ -259,10 +270,22 @@ impl Link {
         if missed {
             self.miss_streak += 1;
             self.counters.missed += 1;
-            self.run_start = None;
         } else {
             self.miss_streak = 0;
         }
+        if self.run_expected == RUN_WINDOW {
+            self.run_expected /= 2;
+            self.run_missed /= 2;
+        }
+        self.run_expected += 1;
+        self.run_missed += u32::from(missed);
+    }
+
+    /// The current run lost more than a run of good reception may
+    /// ([`LinkParams::recovery_loss_permille`]).
+    fn run_lossy(&self, params: &LinkParams) -> bool {
+        u64::from(self.run_missed) * 1000
+            > u64::from(params.recovery_loss_permille) * u64::from(self.run_expected)
     }
 
     /// How long nothing arrived here (forever when nothing ever did).
@@ -374,7 +397,7 @@ impl Link {
             fault_of_down: None,
         };
         self.reception = reception;
-        if fault.is_some() || self.quiet(now) > params.recovery_gap {
+        if fault.is_some() || self.quiet(now) > params.recovery_gap || self.run_lossy(params) {
             self.run_start = None;
         }
         match (self.state, fault) {

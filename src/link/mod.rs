@@ -26,9 +26,10 @@
 //! every daemon probes each peer on each network that carried nothing to it for
 //! [`LinkParams::probe_interval`]. Probes and their acks carry the sender's reception report
 //! of every network, so each side knows both directions (one-way links) and the round-trip time.
-//! A failed link comes back after [`LinkParams::recovery_hold`] of good reception both ways; one
-//! that fails again within [`LinkParams::damping_period`] of coming back is flapping and needs a
-//! whole damping period of good reception. A network is used towards a peer only when both
+//! A failed link comes back after [`LinkParams::recovery_hold`] of good reception both ways (no
+//! silence over [`LinkParams::recovery_gap`], loss under [`LinkParams::recovery_loss_permille`]);
+//! one that fails again within [`LinkParams::damping_period`] of coming back is flapping and
+//! needs a whole damping period of good reception. A network is used towards a peer only when both
 //! daemons have it up. When no network is usable towards a peer, packets for it go on every
 //! network it is on: only the ring and membership decide that a daemon is gone.
 //!
@@ -100,6 +101,12 @@ pub struct LinkParams {
     pub idle_silence: Duration,
     /// A gap longer than this breaks a run of good reception (250 ms).
     pub recovery_gap: Duration,
+    /// A run of good reception breaks when more than this share of the copies and probes
+    /// expected since it started went missing (25 ‰, a twentieth of
+    /// [`LinkParams::loss_limit_permille`]). Loss, like silence, is judged with a wide
+    /// margin below what fails a link: a damped link on a network losing 1 % comes back
+    /// after its damping period, one still out for 50 ms of every second does not.
+    pub recovery_loss_permille: u16,
     /// Good reception both ways for this long brings a failed link back (1 s).
     pub recovery_hold: Duration,
     /// A link failing within this long of coming back is flapping; it then needs this long of
@@ -124,6 +131,7 @@ impl Default for LinkParams {
             busy_silence: Duration::from_millis(240),
             idle_silence: Duration::from_millis(450),
             recovery_gap: Duration::from_millis(250),
+            recovery_loss_permille: 25,
             recovery_hold: Duration::from_secs(1),
             damping_period: Duration::from_secs(30),
             report_max_age: Duration::from_millis(1500),

@@ -1262,3 +1262,127 @@ fn probes_are_acked_and_count_losses_and_round_trips() {
         Received::Dropped(DropReason::Stranger)
     ));
 }
+
+/// Whether a copy from `from` to `to` on `network` sent at `now` is among the `per_mille`
+/// lost: a fixed pseudo-random pattern.
+fn lost_at_random(per_mille: u64, now: Time, from: u32, to: u32, network: u8) -> bool {
+    let key = now.as_micros() ^ u64::from(from) << 40 ^ u64::from(to) << 48 ^ u64::from(network) << 56;
+    crate::rng::Rng::new(key).below(1000) < per_mille
+}
+
+#[test]
+fn a_damped_link_on_a_network_losing_1_percent_comes_back_after_the_damping_period() {
+    let mut w = World::new(2, 2, MultipathMode::Hybrid);
+    w.traffic = Some(Duration::from_millis(20));
+    // Network 1 loses 1 % all along, and from 2 s to 17 s is out 3 s, in 3 s: it comes back
+    // once and fails again, so it is damped.
+    w.fault = Box::new(|now, from, to, net| {
+        let t = now.as_micros();
+        let flapping = (2_000_000..17_000_000).contains(&t) && ((t - 2_000_000) / 3_000_000) % 2 == 0;
+        if net == 1 && (flapping || lost_at_random(10, now, from, to, net)) {
+            Fate::Lose
+        } else {
+            Fate::Deliver
+        }
+    });
+    w.run_until(ms(17_000));
+    assert!(
+        w.links_on(1).iter().all(|(_, l)| l.damped && !l.up),
+        "{:?}",
+        w.links_on(1)
+    );
+    let changes_at_17 = count_changes(&w, 1);
+    w.run_until(ms(67_000));
+    for (me, l) in w.links_on(1) {
+        assert!(l.usable && !l.damped, "daemon {me}: {l:?}");
+        let back = l.transitions.last().unwrap();
+        assert!(back.up && back.reason == Reason::Recovered, "{l:?}");
+        eprintln!(
+            "daemon {me}: back {:.1} s after the flapping stopped, {} ‰ lost",
+            at_ms(back.at) / 1000.0 - 17.0,
+            l.loss_permille
+        );
+        assert!(back.at >= ms(47_000), "back before a whole damping period: {l:?}");
+    }
+    // It came back once, and stayed.
+    let changes: Vec<u64> = count_changes(&w, 1)
+        .iter()
+        .zip(&changes_at_17)
+        .map(|(now, then)| now - then)
+        .collect();
+    assert_eq!(changes, [1, 1]);
+    w.traffic = None;
+    w.run_until(ms(69_000));
+    w.assert_ring_unharmed();
+}
+
+#[test]
+fn a_damped_link_still_out_50ms_of_every_second_stays_down() {
+    let mut w = World::new(2, 2, MultipathMode::Hybrid);
+    w.traffic = Some(Duration::from_millis(20));
+    // As above until 17 s (damped); from then on network 1 is out 50 ms of every second: too
+    // short to fail a link, but no network to come back to.
+    w.fault = Box::new(|now, from, to, net| {
+        let t = now.as_micros();
+        let flapping = (2_000_000..17_000_000).contains(&t) && ((t - 2_000_000) / 3_000_000) % 2 == 0;
+        let blinking = t >= 17_000_000 && t % 1_000_000 < 50_000;
+        if net == 1 && (flapping || blinking || lost_at_random(10, now, from, to, net)) {
+            Fate::Lose
+        } else {
+            Fate::Deliver
+        }
+    });
+    w.run_until(ms(17_000));
+    let changes_at_17 = count_changes(&w, 1);
+    w.run_until(ms(137_000));
+    assert_eq!(count_changes(&w, 1), changes_at_17, "{:?}", w.links_on(1));
+    assert!(
+        w.links_on(1).iter().all(|(_, l)| l.damped && !l.up),
+        "{:?}",
+        w.links_on(1)
+    );
+    w.traffic = None;
+    w.run_until(ms(139_000));
+    w.assert_ring_unharmed();
+}
+
+#[test]
+fn a_long_run_of_good_reception_still_notices_new_loss() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    // What daemon 1 last told daemon 2 of how long it has heard it well on network 1.
+    let reported_good_ms = |out: &LinkOutputs| -> u32 {
+        out.sends()
+            .filter(|&(peer, net, _)| peer == 2 && net == 1)
+            .filter_map(|(_, _, b)| probe::decode(b).ok())
+            .flat_map(|p| p.entries)
+            .filter(|e| e.network == 1)
+            .last()
+            .expect("acks to daemon 2 on network 1")
+            .good_ms
+    };
+    // hear_all's probe on network 1 was number 2.
+    let mut seq = 2;
+    let mut now = Time::ZERO;
+    // 20 s of probes 10 ms apart, none lost; then 6 s of them with one in ten lost: not
+    // enough to fail the link, too much for a run of good reception.
+    for k in 0..2600u32 {
+        seq += if k >= 2000 && k % 10 == 0 { 2 } else { 1 };
+        now = now + Duration::from_millis(10);
+        out.clear();
+        l.on_receive(
+            now,
+            1,
+            &probe_from(2, probe::ProbeKind::Probe, 1, seq, 0),
+            &mut out,
+        );
+        if k == 1999 {
+            assert!(reported_good_ms(&out) >= 19_000, "{}", reported_good_ms(&out));
+        }
+    }
+    let good_ms = reported_good_ms(&out);
+    assert!(good_ms < 6000, "the run went on through the loss: {good_ms} ms");
+    let st = l.status(now);
+    let link = st.links.iter().find(|s| s.peer == 2 && s.network == 1).unwrap();
+    assert!(link.up && link.counters.missed == 60, "{link:?}");
+}
