@@ -50,17 +50,21 @@ pub enum Reason {
     Fault(Fault),
     /// Good both ways for the whole hold time.
     Recovered,
-    /// First good reception both ways since this daemon started.
+    /// First good reception both ways since this daemon or the peer started.
     Heard,
+    /// The peer started again: its link starts afresh, unheard.
+    PeerRestarted,
 }
 
 impl Reason {
-    /// A short name for logs and JSON: a fault's name, `recovered` or `heard`.
+    /// A short name for logs and JSON: a fault's name, `recovered`, `heard` or
+    /// `peer_restarted`.
     pub fn name(&self) -> &'static str {
         match self {
             Reason::Fault(f) => f.name(),
             Reason::Recovered => "recovered",
             Reason::Heard => "heard",
+            Reason::PeerRestarted => "peer_restarted",
         }
     }
 }
@@ -68,7 +72,8 @@ impl Reason {
 /// Where a link stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
-    /// Not yet heard both ways since this daemon started: not used, but nothing failed.
+    /// Not yet heard both ways since this daemon or the peer started: not used, but nothing
+    /// failed.
     Unheard,
     Up,
     Down,
@@ -200,6 +205,27 @@ impl Link {
             fault: None,
             counters: LinkCounters::default(),
             transitions: VecDeque::new(),
+        }
+    }
+
+    /// The peer started again: what was known of its previous run is forgotten, and the link
+    /// starts unheard (it comes up at the first good reception both ways, as at start).
+    /// What belongs to this daemon stays: its counters, transitions and sending schedule,
+    /// and the wires' evidence (round-trip time, crossed cables).
+    pub(super) fn restart(&mut self, now: Time) {
+        let was = self.state;
+        *self = Link {
+            last_sent: self.last_sent,
+            last_probe: self.last_probe,
+            next_seq: self.next_seq,
+            rtt: self.rtt,
+            crossed: self.crossed,
+            counters: self.counters,
+            transitions: std::mem::take(&mut self.transitions),
+            ..Link::new(self.network)
+        };
+        if was != LinkState::Unheard {
+            self.record(now, false, Reason::PeerRestarted);
         }
     }
 

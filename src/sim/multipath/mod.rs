@@ -261,6 +261,8 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Failure> {
                     .collect(),
                 mode: scenario.mode,
                 config_hash: CONFIG_HASH,
+                // Each daemon runs once here.
+                incarnation: 1,
             };
             LinkLayer::new(Time::ZERO, setup, scenario.link_params.clone())
                 .expect("scenarios give valid setups")
