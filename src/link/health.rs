@@ -308,10 +308,12 @@ impl Link {
     }
 
     /// The current run lost more than a run of good reception may
-    /// ([`LinkParams::recovery_loss_permille`]).
+    /// ([`LinkParams::recovery_loss_permille`]). Loss is judged over at least as many expected
+    /// arrivals as failure judges it (the 64 of `history`): one early miss of a network that
+    /// loses a little does not break a run that has just begun.
     fn run_lossy(&self, params: &LinkParams) -> bool {
-        u64::from(self.run_missed) * 1000
-            > u64::from(params.recovery_loss_permille) * u64::from(self.run_expected)
+        let judged = self.run_expected.max(u64::BITS);
+        u64::from(self.run_missed) * 1000 > u64::from(params.recovery_loss_permille) * u64::from(judged)
     }
 
     /// How long nothing arrived here (forever when nothing ever did).
