@@ -25,8 +25,9 @@ use crate::ring::{Datagrams, Destination, Time};
 use crate::wire::packet::{is_token, RingId};
 
 /// The link layer's view of daemon `index` of segment `segment`: every daemon with the
-/// networks it is on. `None` for a configuration without extra networks.
-pub fn link_setup(config: &Config, segment: usize, index: usize) -> Option<LinkSetup> {
+/// networks it is on; `incarnation` tells this run of the daemon from its others. `None` for a
+/// configuration without extra networks.
+pub fn link_setup(config: &Config, segment: usize, index: usize, incarnation: u32) -> Option<LinkSetup> {
     if config.networks.is_empty() {
         return None;
     }
@@ -54,6 +55,7 @@ pub fn link_setup(config: &Config, segment: usize, index: usize) -> Option<LinkS
         peers,
         mode: config.options.multipath,
         config_hash: config.hash(),
+        incarnation,
     })
 }
 

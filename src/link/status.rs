@@ -203,7 +203,9 @@ fn link_json(j: &mut String, l: &LinkStatus) {
         }
         let reason = match t.reason {
             Reason::Fault(f) => fault_json(Some(f)),
-            Reason::Recovered | Reason::Heard => format!("{{\"kind\":\"{}\"}}", t.reason.name()),
+            Reason::Recovered | Reason::Heard | Reason::PeerRestarted => {
+                format!("{{\"kind\":\"{}\"}}", t.reason.name())
+            }
         };
         let _ = write!(
             j,

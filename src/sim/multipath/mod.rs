@@ -28,6 +28,8 @@
 //!   down/up cycle per 30 s; over a flapping period of P it changes state at most
 //!   3 + 2 floor(P / 30 s) times (down, back after the 1 s hold, down again and now damped, then
 //!   one up and one down per damping period at most);
+//! - once a flapping scenario's network steadies (it may still lose 1 %), a link comes back
+//!   at most once (after its hold, or its damping period) and stays up;
 //! - a lagging network produces stale token copies (dropped by the link layer or the ring).
 //!
 //! The control scenario ([`Kind::Isolation`]) cuts every cable of one daemon: the membership
@@ -151,6 +153,9 @@ pub struct Stats {
     pub reenable: Duration,
     /// Most state changes of one link over a flapping period.
     pub flapping_changes: u64,
+    /// Slowest return of a link once its flapping stopped (a damped one needs a damping
+    /// period of good reception).
+    pub flapping_return: Duration,
 }
 
 /// Something to verify at a point of simulated time.
@@ -266,6 +271,8 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Failure> {
                     .collect(),
                 mode: scenario.mode,
                 config_hash: CONFIG_HASH,
+                // Each daemon runs once here.
+                incarnation: 1,
             };
             LinkLayer::new(Time::ZERO, setup, scenario.link_params.clone())
                 .expect("scenarios give valid setups")
@@ -317,6 +324,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Failure> {
             idle_detection: Duration::ZERO,
             reenable: Duration::ZERO,
             flapping_changes: 0,
+            flapping_return: Duration::ZERO,
         },
     };
     sim.run()
@@ -874,6 +882,25 @@ impl Sim<'_> {
                             daemon,
                             link: describe(),
                         });
+                    }
+                    // Once a flapping scenario's network steadies (it may still lose 1 %), a
+                    // link comes back once at most, after its hold or damping period, and
+                    // stays up.
+                    if self.s.kind == Kind::Flapping {
+                        let mut after = link.transitions.iter().filter(|t| t.at > until);
+                        match (after.next(), after.next()) {
+                            (None, _) => {}
+                            (Some(back), None) if back.up => {
+                                let took = back.at.since(until);
+                                self.stats.flapping_return = self.stats.flapping_return.max(took);
+                            }
+                            _ => {
+                                return Err(Failure::Flapping {
+                                    daemon,
+                                    link: describe(),
+                                })
+                            }
+                        }
                     }
                 }
             }
