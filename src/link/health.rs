@@ -233,9 +233,13 @@ impl Link {
         self.state == LinkState::Up
     }
 
-    /// Down, but working both ways now: only its hold time keeps it out of use.
+    /// Down, but working both ways now: only its hold time keeps it out of use. A damped link
+    /// is not: it has been failing again and again, and a token on it would likely be lost.
     pub(super) fn is_coming_back(&self, now: Time, params: &LinkParams) -> bool {
-        self.state == LinkState::Down && self.reception == Reception::Good && self.peer_hears_us(now, params)
+        self.state == LinkState::Down
+            && !self.is_damped()
+            && self.reception == Reception::Good
+            && self.peer_hears_us(now, params)
     }
 
     pub(super) fn state(&self) -> LinkState {
