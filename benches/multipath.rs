@@ -1022,8 +1022,9 @@ fn soak(lan: &Lan) {
         interface_packets(lan) - base
     );
     println!(
-        "soak: link layer dropped {} duplicate copies and {} stale token copies; ring dropped {} duplicate tokens, {} stale tokens, {} duplicate packets, {} stale requests",
+        "soak: link layer dropped {} duplicate copies, {} copies of data the ring had and {} stale token copies; ring dropped {} duplicate tokens, {} stale tokens, {} duplicate packets, {} stale requests",
         logged_sum(&logs, "links: ", "\"duplicate\":"),
+        logged_sum(&logs, "links: ", "\"late\":"),
         logged_sum(&logs, "links: ", "\"stale_token\":"),
         logged_sum(&logs, "ring: ", "duplicate_tokens: "),
         logged_sum(&logs, "ring: ", "stale_tokens: "),

@@ -89,7 +89,11 @@ fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
     };
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .unwrap_or_default();
+    // Peers tell this run's link packets from the previous run's by this number: the start
+    // time to the nanosecond, mixed with the process id.
+    let mixed = started.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
+    let incarnation = (mixed ^ (mixed >> 32)) as u32;
     let options = &config.options;
     Ok(Settings {
         daemon_name: me.name.clone(),
@@ -100,7 +104,7 @@ fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
             config_hash: config.hash(),
             params: Params::from_options(options),
             // Ring ids of a restarted daemon must be new: they start at its start time.
-            epoch: started,
+            epoch: started.as_secs(),
         },
         port: segment.port,
         client_addresses,
@@ -111,7 +115,7 @@ fn settings(config: &Config, name: Option<&str>) -> Result<Settings, String> {
             required: options.required_auth_methods.clone(),
         },
         links: Links::all_from_config(config, seg, idx),
-        multipath: link_setup(config, seg, idx),
+        multipath: link_setup(config, seg, idx, incarnation),
         monitor: Identity::from_config(config, seg, idx),
     })
 }

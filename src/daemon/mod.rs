@@ -335,7 +335,10 @@ impl Daemon {
         );
         self.net.receive(
             now,
-            &mut |network, bytes| node.handle(now, Input::Packet { network, bytes }, outputs),
+            &mut |network, bytes| {
+                node.handle(now, Input::Packet { network, bytes }, outputs);
+                (node.ring().ring_id(), node.ring().my_aru())
+            },
             &mut |socket, from, bytes| monitor::admit(identity, queries, pending, socket, from, bytes),
         );
         if !self.pending_queries.is_empty() {

@@ -5,7 +5,9 @@
 //! endpoint of network 0, exactly as without multipath. With several, each datagram of the node
 //! goes through [`LinkLayer::send_copies`], which picks the networks and re-stamps the datagram
 //! in place for each. Each datagram read goes through [`LinkLayer::on_receive`] with the
-//! network of the socket it came on; only the first copy of a transmission reaches the node.
+//! network of the socket it came on; only the first copy of a transmission reaches the node,
+//! and after it the ring's progress (its id and aru) goes back to the link layer, which then
+//! drops later copies of the data the ring has.
 //! A datagram that came in through another network's interface goes to
 //! [`LinkLayer::arrived_elsewhere`] instead (crossed cables), never to the node. The link
 //! layer's probes go by unicast on their network.
@@ -20,11 +22,12 @@ use super::net::{Links, NetEndpoint, NetStats, SEGMENT_NETWORK};
 use crate::config::Config;
 use crate::link::{self, LinkLayer, LinkOutputs, LinkParams, LinkSetup, NetSet, Peer, Status};
 use crate::ring::{Datagrams, Destination, Time};
-use crate::wire::packet::is_token;
+use crate::wire::packet::{is_token, RingId};
 
 /// The link layer's view of daemon `index` of segment `segment`: every daemon with the
-/// networks it is on. `None` for a configuration without extra networks.
-pub fn link_setup(config: &Config, segment: usize, index: usize) -> Option<LinkSetup> {
+/// networks it is on; `incarnation` tells this run of the daemon from its others. `None` for a
+/// configuration without extra networks.
+pub fn link_setup(config: &Config, segment: usize, index: usize, incarnation: u32) -> Option<LinkSetup> {
     if config.networks.is_empty() {
         return None;
     }
@@ -52,6 +55,7 @@ pub fn link_setup(config: &Config, segment: usize, index: usize) -> Option<LinkS
         peers,
         mode: config.options.multipath,
         config_hash: config.hash(),
+        incarnation,
     })
 }
 
@@ -195,17 +199,18 @@ impl Networks {
     }
 
     /// Reads the datagrams waiting on every socket and hands each ring datagram to `deliver`
-    /// with the network it came on, and each monitor query to `monitor` with the socket it came
-    /// on (to answer from) and its source; the link layer's own packets are handled here.
-    /// Tokens go last: data sent before a token may wait on another socket (the segment
-    /// broadcast one, or another network's), and a token handed on first would have the ring
-    /// ask for that data again. Arrivals through another network's interface (crossed cables,
-    /// rare) go to the link layer after the reading, when every endpoint's interfaces can be
-    /// looked at.
+    /// with the network it came on (it returns the ring's progress then: the regular ring's id
+    /// and its `my_aru()`, for [`LinkLayer::ring_progress`]), and each monitor query to
+    /// `monitor` with the socket it came on (to answer from) and its source; the link layer's
+    /// own packets are handled here. Tokens go last: data sent before a token may wait on
+    /// another socket (the segment broadcast one, or another network's), and a token handed on
+    /// first would have the ring ask for that data again. Arrivals through another network's
+    /// interface (crossed cables, rare) go to the link layer after the reading, when every
+    /// endpoint's interfaces can be looked at.
     pub fn receive(
         &mut self,
         now: Time,
-        deliver: &mut dyn FnMut(u8, &[u8]),
+        deliver: &mut dyn FnMut(u8, &[u8]) -> (RingId, u64),
         monitor: &mut dyn FnMut(usize, SocketAddr, &[u8]),
     ) {
         let (endpoints, tokens) = (&mut self.endpoints, &mut self.tokens);
@@ -247,13 +252,16 @@ impl Networks {
         link: Option<&mut Multipath>,
         network: u8,
         bytes: &[u8],
-        deliver: &mut dyn FnMut(u8, &[u8]),
+        deliver: &mut dyn FnMut(u8, &[u8]) -> (RingId, u64),
     ) {
         match link {
-            None => deliver(network, bytes),
+            None => {
+                deliver(network, bytes);
+            }
             Some(m) => {
                 if let link::Received::Ring(packet) = m.layer.on_receive(now, network, bytes, &mut m.out) {
-                    deliver(network, packet.bytes)
+                    let (ring, aru) = deliver(network, packet.bytes);
+                    m.layer.ring_progress(ring, aru);
                 }
             }
         }

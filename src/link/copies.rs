@@ -99,6 +99,11 @@ impl Copies {
         self.groups.len()
     }
 
+    /// Whether a copy of `key` arrived recently enough for its group to be remembered.
+    pub(super) fn remembers(&self, key: &CopyKey) -> bool {
+        self.groups.contains_key(key)
+    }
+
     /// A copy of `key` arrived on `network`; `expected` are the networks its sender should have
     /// sent it on. A copy on a network that already brought this key is a new transmission
     /// (a retransmission or a resent token), not a copy.

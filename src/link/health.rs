@@ -11,6 +11,10 @@ use crate::ring::Time;
 /// Transitions a link remembers for the monitor.
 pub const TRANSITIONS_KEPT: usize = 8;
 
+/// A run of good reception judges its loss over about this many recent expected arrivals: at
+/// this count the run's tallies are halved, so that a long run still notices new loss.
+const RUN_WINDOW: u32 = 1024;
+
 /// What is wrong with a link, as far as this daemon can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -46,17 +50,21 @@ pub enum Reason {
     Fault(Fault),
     /// Good both ways for the whole hold time.
     Recovered,
-    /// First good reception both ways since this daemon started.
+    /// First good reception both ways since this daemon or the peer started.
     Heard,
+    /// The peer started again: its link starts afresh, unheard.
+    PeerRestarted,
 }
 
 impl Reason {
-    /// A short name for logs and JSON: a fault's name, `recovered` or `heard`.
+    /// A short name for logs and JSON: a fault's name, `recovered`, `heard` or
+    /// `peer_restarted`.
     pub fn name(&self) -> &'static str {
         match self {
             Reason::Fault(f) => f.name(),
             Reason::Recovered => "recovered",
             Reason::Heard => "heard",
+            Reason::PeerRestarted => "peer_restarted",
         }
     }
 }
@@ -64,7 +72,8 @@ impl Reason {
 /// Where a link stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
-    /// Not yet heard both ways since this daemon started: not used, but nothing failed.
+    /// Not yet heard both ways since this daemon or the peer started: not used, but nothing
+    /// failed.
     Unheard,
     Up,
     Down,
@@ -140,6 +149,9 @@ pub(super) struct Link {
     crossed: Option<(Time, u8)>,
     /// Start of the current run of good reception.
     run_start: Option<Time>,
+    /// Expected arrivals in the current run (see [`RUN_WINDOW`]), and of them the misses.
+    run_expected: u32,
+    run_missed: u32,
     peer_view: Option<PeerView>,
     pub last_sent: Option<Time>,
     pub last_probe: Option<Time>,
@@ -178,6 +190,8 @@ impl Link {
             hole: None,
             crossed: None,
             run_start: None,
+            run_expected: 0,
+            run_missed: 0,
             peer_view: None,
             last_sent: None,
             last_probe: None,
@@ -194,8 +208,38 @@ impl Link {
         }
     }
 
+    /// The peer started again: what was known of its previous run is forgotten, and the link
+    /// starts unheard (it comes up at the first good reception both ways, as at start).
+    /// What belongs to this daemon stays: its counters, transitions and sending schedule,
+    /// and the wires' evidence (round-trip time, crossed cables).
+    pub(super) fn restart(&mut self, now: Time) {
+        let was = self.state;
+        *self = Link {
+            last_sent: self.last_sent,
+            last_probe: self.last_probe,
+            next_seq: self.next_seq,
+            rtt: self.rtt,
+            crossed: self.crossed,
+            counters: self.counters,
+            transitions: std::mem::take(&mut self.transitions),
+            ..Link::new(self.network)
+        };
+        if was != LinkState::Unheard {
+            self.record(now, false, Reason::PeerRestarted);
+        }
+    }
+
     pub(super) fn is_up(&self) -> bool {
         self.state == LinkState::Up
+    }
+
+    /// Down, but working both ways now: only its hold time keeps it out of use. A damped link
+    /// is not: it has been failing again and again, and a token on it would likely be lost.
+    pub(super) fn is_coming_back(&self, now: Time, params: &LinkParams) -> bool {
+        self.state == LinkState::Down
+            && !self.is_damped()
+            && self.reception == Reception::Good
+            && self.peer_hears_us(now, params)
     }
 
     pub(super) fn state(&self) -> LinkState {
@@ -237,6 +281,8 @@ impl Link {
     pub(super) fn heard(&mut self, now: Time, ring: bool, params: &LinkParams) {
         if self.run_start.is_none() || self.quiet(now) > params.recovery_gap {
             self.run_start = Some(now);
+            self.run_expected = 0;
+            self.run_missed = 0;
         }
         self.last_heard = Some(now);
         if ring {
@@ -259,10 +305,24 @@ impl Link {
         if missed {
             self.miss_streak += 1;
             self.counters.missed += 1;
-            self.run_start = None;
         } else {
             self.miss_streak = 0;
         }
+        if self.run_expected == RUN_WINDOW {
+            self.run_expected /= 2;
+            self.run_missed /= 2;
+        }
+        self.run_expected += 1;
+        self.run_missed += u32::from(missed);
+    }
+
+    /// The current run lost more than a run of good reception may
+    /// ([`LinkParams::recovery_loss_permille`]). Loss is judged over at least as many expected
+    /// arrivals as failure judges it (the 64 of `history`): one early miss of a network that
+    /// loses a little does not break a run that has just begun.
+    fn run_lossy(&self, params: &LinkParams) -> bool {
+        let judged = self.run_expected.max(u64::BITS);
+        u64::from(self.run_missed) * 1000 > u64::from(params.recovery_loss_permille) * u64::from(judged)
     }
 
     /// How long nothing arrived here (forever when nothing ever did).
@@ -374,7 +434,7 @@ impl Link {
             fault_of_down: None,
         };
         self.reception = reception;
-        if fault.is_some() || self.quiet(now) > params.recovery_gap {
+        if fault.is_some() || self.quiet(now) > params.recovery_gap || self.run_lossy(params) {
             self.run_start = None;
         }
         match (self.state, fault) {

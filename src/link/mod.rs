@@ -13,7 +13,9 @@
 //! [`LinkLayer::send_copies`] sends the copies: one per network, the datagram re-stamped in place
 //! with [`restamp`](crate::wire::packet::restamp)`(bytes, me, network)` before each. Incoming,
 //! [`LinkLayer::on_receive`] keeps the first copy of each transmission for the ring and drops
-//! the others, token copies older than one already seen from the same sender, packets whose
+//! the others, data packets the ring already has (it tells its progress with
+//! [`LinkLayer::ring_progress`]: copies later than the copy groups' memory, a lagging
+//! network's), token copies older than one already seen from the same sender, packets whose
 //! claimed network is not the one they arrived on (crossed cables), and probes (consumed here).
 //!
 //! Health is tracked per peer and network ("link"). A link starts [`LinkState::Unheard`]: not
@@ -26,9 +28,10 @@
 //! every daemon probes each peer on each network that carried nothing to it for
 //! [`LinkParams::probe_interval`]. Probes and their acks carry the sender's reception report
 //! of every network, so each side knows both directions (one-way links) and the round-trip time.
-//! A failed link comes back after [`LinkParams::recovery_hold`] of good reception both ways; one
-//! that fails again within [`LinkParams::damping_period`] of coming back is flapping and needs a
-//! whole damping period of good reception. A network is used towards a peer only when both
+//! A failed link comes back after [`LinkParams::recovery_hold`] of good reception both ways (no
+//! silence over [`LinkParams::recovery_gap`], loss under [`LinkParams::recovery_loss_permille`]);
+//! one that fails again within [`LinkParams::damping_period`] of coming back is flapping and
+//! needs a whole damping period of good reception. A network is used towards a peer only when both
 //! daemons have it up. When no network is usable towards a peer, packets for it go on every
 //! network it is on: only the ring and membership decide that a daemon is gone.
 //!
@@ -38,15 +41,18 @@
 //! How the daemon plugs it in:
 //! - at start: `LinkLayer::new(now, setup, LinkParams::default())` with this daemon, its
 //!   networks (0 is the segments' network, then the `Spread_Network` blocks in order), every
-//!   other daemon of the configuration with its networks, `Options::multipath` and the
-//!   configuration hash; the ring's `Setup::network` may be any of them (copies are re-stamped);
+//!   other daemon of the configuration with its networks, `Options::multipath`, the
+//!   configuration hash and an incarnation number picked at this start, different from the
+//!   previous runs' (so that peers tell a restart from late packets of the previous run); the
+//!   ring's `Setup::network` may be any of them (copies are re-stamped);
 //! - for each datagram the ring outputs: `send_copies(now, to, bytes, send)`, which re-stamps
 //!   the datagram for each network it picks and calls `send(network, bytes)`; it goes to `to`'s
 //!   address on that network (the segment address for `All`);
 //! - for each datagram read on network `n` (the socket's network; the daemon drops one that came
 //!   in through an interface of another network, and reports it with
 //!   [`LinkLayer::arrived_elsewhere`]): `on_receive(now, n, bytes, &mut out)`; a
-//!   [`Received::Ring`] packet goes to the ring as `Input::Packet { network: n, packet }`;
+//!   [`Received::Ring`] packet goes to the ring as `Input::Packet { network: n, packet }`,
+//!   and then [`LinkLayer::ring_progress`] takes the regular ring's id and `my_aru()`;
 //! - when [`LinkLayer::next_deadline`] comes: [`LinkLayer::handle_timer`];
 //! - after either, each of `out.sends()` goes to that peer's address on that network;
 //! - the monitor reads [`LinkLayer::status`] ([`Status::to_json`], [`Status::health`]).
@@ -100,6 +106,12 @@ pub struct LinkParams {
     pub idle_silence: Duration,
     /// A gap longer than this breaks a run of good reception (250 ms).
     pub recovery_gap: Duration,
+    /// A run of good reception breaks when more than this share of the copies and probes
+    /// expected since it started went missing (25 ‰, a twentieth of
+    /// [`LinkParams::loss_limit_permille`]). Loss, like silence, is judged with a wide
+    /// margin below what fails a link: a damped link on a network losing 1 % comes back
+    /// after its damping period, one still out for 50 ms of every second does not.
+    pub recovery_loss_permille: u16,
     /// Good reception both ways for this long brings a failed link back (1 s).
     pub recovery_hold: Duration,
     /// A link failing within this long of coming back is flapping; it then needs this long of
@@ -124,6 +136,7 @@ impl Default for LinkParams {
             busy_silence: Duration::from_millis(240),
             idle_silence: Duration::from_millis(450),
             recovery_gap: Duration::from_millis(250),
+            recovery_loss_permille: 25,
             recovery_hold: Duration::from_secs(1),
             damping_period: Duration::from_secs(30),
             report_max_age: Duration::from_millis(1500),
@@ -149,6 +162,9 @@ pub struct LinkSetup {
     pub peers: Vec<Peer>,
     pub mode: MultipathMode,
     pub config_hash: u32,
+    /// This run of the daemon: picked at start, different from the previous runs' (see the
+    /// module documentation of [`probe`]).
+    pub incarnation: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +197,9 @@ impl std::error::Error for LinkSetupError {}
 pub enum DropReason {
     /// Another network brought this transmission first.
     Duplicate,
+    /// A data packet the ring already has (see [`LinkLayer::ring_progress`]), arriving after
+    /// the copies of its transmission were forgotten, or sent again.
+    Late,
     /// A copy of a token older than one already seen from the same sender.
     StaleToken,
     /// Claims another network than the one it arrived on.
@@ -189,7 +208,8 @@ pub enum DropReason {
     },
     /// This daemon's own packet, looped back.
     Own,
-    /// From a daemon that is not a peer, or a probe meant for another daemon.
+    /// From a daemon that is not a peer, a probe meant for another daemon, or a probe of a
+    /// peer's previous run (late).
     Stranger,
     /// From a peer on a network it is not configured on.
     WrongNetwork,
@@ -246,14 +266,80 @@ struct PeerState {
     links: Vec<Link>,
     /// The newest token seen from the peer: ring, rotation, resend count.
     last_token: Option<(RingId, u64, u8)>,
-    /// Number of the newest report taken from the peer, and when it came.
+    /// Number of the newest report taken from the peer's current run.
     report_number: Option<u32>,
-    report_at: Option<Time>,
+    /// The peer's current run, once a probe told it, and its runs before (newest last).
+    incarnation: Option<u32>,
+    past_incarnations: Vec<u32>,
+    /// When the peer was last heard again after being heard nowhere for
+    /// [`LinkParams::busy_silence`].
+    resumed_at: Option<Time>,
 }
+
+/// Past runs of a peer remembered, to drop their late probes.
+const PAST_INCARNATIONS_KEPT: usize = 4;
 
 impl PeerState {
     fn link(&self, network: u8) -> Option<usize> {
         self.links.iter().position(|l| l.network == network)
+    }
+
+    /// A token older than the newest one seen from the peer: a late copy, or a replay.
+    fn is_stale(&self, key: &CopyKey) -> bool {
+        match (*key, self.last_token) {
+            (
+                CopyKey::Token {
+                    ring,
+                    rotation,
+                    retrans,
+                    ..
+                },
+                Some(last),
+            ) => last.0 == ring && (rotation, retrans) < (last.1, last.2),
+            _ => false,
+        }
+    }
+
+    /// Something valid from the peer arrived on its link `l`.
+    fn heard(&mut self, now: Time, l: usize, ring: bool, params: &LinkParams) {
+        let latest = self.links.iter().filter_map(Link::last_heard).max();
+        if latest.map_or(true, |t| now.since(t) >= params.busy_silence) {
+            self.resumed_at = Some(now);
+        }
+        self.links[l].heard(now, ring, params);
+    }
+
+    /// Takes the incarnation of a probe from the peer; false when it is of a previous run
+    /// (a late packet, to drop). Another one means that the peer started again: what was
+    /// known of its previous run is forgotten, and its links start unheard.
+    fn take_incarnation(&mut self, now: Time, incarnation: u32) -> bool {
+        match self.incarnation {
+            Some(current) if current == incarnation => return true,
+            _ if self.past_incarnations.contains(&incarnation) => return false,
+            None => {}
+            Some(previous) => {
+                if self.past_incarnations.len() == PAST_INCARNATIONS_KEPT {
+                    self.past_incarnations.remove(0);
+                }
+                self.past_incarnations.push(previous);
+                log::info!(
+                    "link: daemon {:#x} started again: its links start unheard",
+                    self.id
+                );
+                for link in &mut self.links {
+                    let before = link.state();
+                    link.restart(now);
+                    if link.state() != before {
+                        log_transition(self.id, link, before);
+                    }
+                }
+                self.last_token = None;
+                self.report_number = None;
+                self.resumed_at = Some(now);
+            }
+        }
+        self.incarnation = Some(incarnation);
+        true
     }
 }
 
@@ -262,10 +348,9 @@ fn log_transition(peer: u32, link: &Link, before: LinkState) {
     let Some(t) = link.transitions().last() else {
         return;
     };
-    let level = if t.up { log::Level::Info } else { log::Level::Warn };
-    let detail = match t.reason {
-        Reason::Fault(f) => crossed_detail(f),
-        Reason::Recovered | Reason::Heard => String::new(),
+    let (level, detail) = match t.reason {
+        Reason::Fault(f) => (log::Level::Warn, crossed_detail(f)),
+        Reason::Recovered | Reason::Heard | Reason::PeerRestarted => (log::Level::Info, String::new()),
     };
     log::log!(
         level,
@@ -292,6 +377,7 @@ pub struct LinkLayer {
     networks: NetSet,
     mode: MultipathMode,
     config_hash: u32,
+    incarnation: u32,
     params: LinkParams,
     peers: Vec<PeerState>,
     copies: Copies,
@@ -308,6 +394,8 @@ pub struct LinkLayer {
     evaluated_at: Time,
     drops: Drops,
     missing: Vec<Missing>,
+    /// The ring's progress: ring id and its aru (it has every data packet up to there).
+    ring_progress: Option<(RingId, u64)>,
 }
 
 impl LinkLayer {
@@ -337,7 +425,9 @@ impl LinkLayer {
                 links: shared.iter().map(Link::new).collect(),
                 last_token: None,
                 report_number: None,
-                report_at: None,
+                incarnation: None,
+                past_incarnations: Vec::new(),
+                resumed_at: None,
             });
         }
         Ok(LinkLayer {
@@ -345,6 +435,7 @@ impl LinkLayer {
             networks: setup.networks,
             mode: setup.mode,
             config_hash: setup.config_hash,
+            incarnation: setup.incarnation,
             copies: Copies::new(params.dedup_capacity, params.dedup_window, params.copy_grace),
             data_networks: KeyMap::default(),
             data_order: VecDeque::new(),
@@ -356,6 +447,7 @@ impl LinkLayer {
             evaluated_at: now,
             drops: Drops::default(),
             missing: Vec::new(),
+            ring_progress: None,
         })
     }
 
@@ -369,6 +461,16 @@ impl LinkLayer {
             .links
             .iter()
             .filter(|l| l.is_up() && l.peer_says_up(now, &self.params))
+            .map(|l| l.network)
+            .collect()
+    }
+
+    /// Networks towards peer `index` that work both ways again but are not in use yet.
+    fn coming_back(&self, now: Time, index: usize) -> NetSet {
+        self.peers[index]
+            .links
+            .iter()
+            .filter(|l| l.is_coming_back(now, &self.params))
             .map(|l| l.network)
             .collect()
     }
@@ -388,6 +490,7 @@ impl LinkLayer {
         let resent_token = packet
             .as_ref()
             .is_some_and(|p| matches!(p.body, Body::Token(t) if t.fields.retrans > 1));
+        let token = packet.as_ref().is_some_and(|p| matches!(p.body, Body::Token(_)));
         let networks = match to {
             Destination::Daemon(id) => {
                 let Some(index) = self.peer_index(id) else {
@@ -400,7 +503,16 @@ impl LinkLayer {
                 } else {
                     self.mode
                 };
-                route::unicast(mode, usable, self.peers[index].networks)
+                let networks = route::unicast(mode, usable, self.peers[index].networks);
+                if token && networks.len() == 1 && self.mode != MultipathMode::Passive {
+                    // A token on one network alone is lost if that network fails before it
+                    // is noticed, and only the leader's hurry timeout would resend it: it
+                    // also goes on networks coming back. (Passive mode keeps to one network;
+                    // it resends a token lost twice on every usable one.)
+                    networks.union(self.coming_back(now, index))
+                } else {
+                    networks
+                }
             }
             Destination::All => {
                 let mut reach = std::mem::take(&mut self.reach);
@@ -581,8 +693,8 @@ impl LinkLayer {
         };
         let params = &self.params;
         let peer = &mut self.peers[index];
+        peer.heard(now, l, true, params);
         let link = &mut peer.links[l];
-        link.heard(now, true, params);
         link.counters.packets += 1;
         let key = match packet.body {
             Body::Data(d) => CopyKey::Data {
@@ -605,9 +717,24 @@ impl LinkLayer {
                 kind: h.kind,
             },
         };
-        let expected = self.expected_copies(now, index, &key);
+        // A packet the ring has needs no copy: one later than its group is dropped with no
+        // group and no expectations (it tells nothing of the other networks), and one sent
+        // again goes through its group only for the accounting of its copies.
+        let has = self.ring_has(&key);
+        if has && !self.copies.remembers(&key) {
+            self.peers[index].links[l].counters.duplicates += 1;
+            self.evaluate_peer(now, index, out);
+            return Received::Dropped(DropReason::Late);
+        }
+        // Copies are expected of a transmission first seen on a network in use, and not late.
+        // One coming on a network not in use may be late (a lagging network), and a stale
+        // token is: neither says anything of the other networks.
+        let mut expected = self.expected_copies(now, index, &key);
         if expected.contains(arrival) {
             self.peers[index].links[l].outcome(false);
+        }
+        if !expected.contains(arrival) || self.peers[index].is_stale(&key) {
+            expected = NetSet::EMPTY;
         }
         let received = match self.copies.arrive(now, key, arrival, expected) {
             Arrival::Duplicate => {
@@ -618,11 +745,32 @@ impl LinkLayer {
                 if let Some(missing) = missing {
                     self.account(missing);
                 }
-                self.first_copy(index, l, arrival, key, packet)
+                if has {
+                    self.peers[index].links[l].counters.duplicates += 1;
+                    Received::Dropped(DropReason::Late)
+                } else {
+                    self.first_copy(index, l, arrival, key, packet)
+                }
             }
         };
         self.evaluate_peer(now, index, out);
         received
+    }
+
+    /// Tells how far the ring got: the ring `ring` has every data packet up to `aru` (its own
+    /// aru, [`Ring::my_aru`](crate::ring::Ring::my_aru), of the current regular
+    /// configuration). Copies of those packets are dropped from then on ([`DropReason::Late`]).
+    /// Call it after the ring took each packet; a value from before only drops less.
+    pub fn ring_progress(&mut self, ring: RingId, aru: u64) {
+        self.ring_progress = Some((ring, aru));
+    }
+
+    /// Whether `key` is a data packet the ring has, by [`LinkLayer::ring_progress`].
+    fn ring_has(&self, key: &CopyKey) -> bool {
+        match (*key, self.ring_progress) {
+            (CopyKey::Data { ring, seq, .. }, Some((progress, aru))) => ring == progress && seq <= aru,
+            _ => false,
+        }
     }
 
     /// The first copy of a transmission goes to the ring, unless it is a token older than one
@@ -642,13 +790,13 @@ impl LinkLayer {
                 rotation,
                 retrans,
                 ..
-            } => match peer.last_token {
-                Some(last) if last.0 == ring && (rotation, retrans) < (last.1, last.2) => {
+            } => {
+                if peer.is_stale(&key) {
                     peer.links[l].counters.stale += 1;
                     return Received::Dropped(DropReason::StaleToken);
                 }
-                _ => peer.last_token = Some((ring, rotation, retrans)),
-            },
+                peer.last_token = Some((ring, rotation, retrans));
+            }
             CopyKey::Data { ring, seq, .. } => self.remember_data_network((ring, seq), arrival),
             CopyKey::Control { .. } => {}
         }
@@ -692,12 +840,15 @@ impl LinkLayer {
         };
         let params = &self.params;
         let peer = &mut self.peers[index];
+        if !peer.take_incarnation(now, p.incarnation) {
+            return Received::Dropped(DropReason::Stranger);
+        }
+        peer.heard(now, l, false, params);
         let link = &mut peer.links[l];
-        link.heard(now, false, params);
-        // Serial arithmetic: a gap forward is lost packets; a short step back is a late packet
-        // (already counted as lost); a long one is a restarted peer counting from zero again.
-        // A gap of one packet is counted at the next arrival if that packet has not come by
-        // then: packets sent close together may swap places on the way.
+        // Serial arithmetic within the peer's run: a gap forward is lost packets; a step back
+        // is a late packet (already counted as lost), however far. A gap of one packet is
+        // counted at the next arrival if that packet has not come by then: packets sent close
+        // together may swap places on the way.
         let forward = link.last_seq.map(|last| p.seq.wrapping_sub(last));
         match forward {
             Some(step) if step > 0 && step < 1 << 31 => {
@@ -713,15 +864,12 @@ impl LinkLayer {
                 }
                 link.last_seq = Some(p.seq);
             }
-            Some(step) if step.wrapping_neg() <= 64 => {
+            Some(_) => {
                 if link.hole == Some(p.seq) {
                     link.hole = None;
                 }
             }
-            _ => {
-                link.last_seq = Some(p.seq);
-                link.hole = None;
-            }
+            None => link.last_seq = Some(p.seq),
         }
         link.outcome(false);
         match p.kind {
@@ -733,16 +881,13 @@ impl LinkLayer {
                 }
             }
         }
-        // Reports cross on several networks: the newest wins. One too old to compare with
-        // (a restarted peer counts from zero again) is replaced by any.
+        // Reports cross on several networks: the newest of the peer's run wins.
         let newer = peer.report_number.map_or(true, |n| {
             let step = p.report_number.wrapping_sub(n);
             step > 0 && step < 1 << 31
         });
-        let expired = peer.report_at.map_or(true, |t| now >= t + params.report_max_age);
-        if newer || expired {
+        if newer {
             peer.report_number = Some(p.report_number);
-            peer.report_at = Some(now);
             for entry in &p.entries {
                 if let Some(l) = peer.link(entry.network) {
                     peer.links[l].report(now, *entry);
@@ -779,6 +924,7 @@ impl LinkLayer {
             seq: link.next_seq,
             report_number: self.report_number,
             timestamp,
+            incarnation: self.incarnation,
             entries,
         };
         link.next_seq = link.next_seq.wrapping_add(1);
@@ -798,7 +944,13 @@ impl LinkLayer {
         let mut urgent = false;
         for l in 0..peer.links.len() {
             let heard = peer.links[l].last_heard();
-            let heard_elsewhere = peer.links.iter().any(|o| o.last_heard() > heard);
+            // A peer heard nowhere for a while (paused, or started again) comes back on its
+            // networks one after the other: until it had the time to come back on this one,
+            // this link's silence is no silence while the peer is heard elsewhere.
+            let resuming = peer
+                .resumed_at
+                .is_some_and(|r| heard < Some(r) && now < r + self.params.busy_silence);
+            let heard_elsewhere = !resuming && peer.links.iter().any(|o| o.last_heard() > heard);
             let before = peer.links[l].state();
             let change = peer.links[l].evaluate(now, heard_elsewhere, &self.params);
             let link = &peer.links[l];

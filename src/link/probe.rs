@@ -18,7 +18,12 @@
 //! | 20 | 4 | sequence: link packets the sender sent the receiver on this network (gaps are losses) |
 //! | 24 | 4 | report number: grows with every report the sender writes to the receiver |
 //! | 28 | 8 | timestamp: a probe carries the sender's clock (µs), an ack echoes its probe's |
-//! | 36 | 9 each | report entries |
+//! | 36 | 4 | incarnation: the sender daemon's run (a number its daemon picked at start) |
+//! | 40 | 9 each | report entries |
+//!
+//! Sequence and report numbers count within one run of the sender: a packet of another
+//! incarnation is of another run, however its numbers compare (a restarted peer counts from
+//! zero again, while a network lagging seconds behind still brings packets of the old run).
 //!
 //! A report entry tells how the sender hears the receiver on one network they share:
 //! network id (1), reception ([`Reception`], 1), the sender's decision: 1 up, 0 down (1), loss
@@ -27,8 +32,8 @@
 use crate::config::MAX_NETWORKS;
 
 pub const MAGIC: [u8; 2] = *b"SL";
-pub const VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 36;
+pub const VERSION: u8 = 2;
+pub const HEADER_LEN: usize = 40;
 pub const ENTRY_LEN: usize = 9;
 pub const MAX_ENTRIES: usize = MAX_NETWORKS;
 /// The largest link packet.
@@ -101,6 +106,8 @@ pub struct Probe {
     pub seq: u32,
     pub report_number: u32,
     pub timestamp: u64,
+    /// The sender's run: see the module documentation.
+    pub incarnation: u32,
     pub entries: Vec<ReportEntry>,
 }
 
@@ -136,6 +143,7 @@ pub fn encode(out: &mut Vec<u8>, probe: &Probe) {
     out.extend_from_slice(&probe.seq.to_be_bytes());
     out.extend_from_slice(&probe.report_number.to_be_bytes());
     out.extend_from_slice(&probe.timestamp.to_be_bytes());
+    out.extend_from_slice(&probe.incarnation.to_be_bytes());
     for e in entries {
         out.push(e.network);
         out.push(e.reception.to_byte());
@@ -211,6 +219,7 @@ pub fn decode(bytes: &[u8]) -> Result<Probe, ProbeError> {
         seq: u32::from_be_bytes(be(bytes, 20)),
         report_number: u32::from_be_bytes(be(bytes, 24)),
         timestamp: u64::from_be_bytes(be(bytes, 28)),
+        incarnation: u32::from_be_bytes(be(bytes, 36)),
         entries,
     })
 }
@@ -230,6 +239,7 @@ mod tests {
             seq: 41,
             report_number: 5,
             timestamp: 123_456_789,
+            incarnation: 0x1357_9bdf,
             entries: vec![
                 ReportEntry {
                     network: 0,
@@ -267,6 +277,7 @@ mod tests {
         // Same places as in ring packets, so the daemon's tools treat both alike.
         assert_eq!(out[4], 3);
         assert_eq!(out[12..16], 7u32.to_be_bytes());
+        assert_eq!(out[36..40], 0x1357_9bdfu32.to_be_bytes());
     }
 
     #[test]
@@ -296,9 +307,10 @@ mod tests {
         let mut long = good.clone();
         long.push(0);
         assert!(matches!(decode(&long), Err(ProbeError::Invalid(_))));
+        // The format before incarnations.
         let mut version = good.clone();
-        version[2] = 2;
-        assert_eq!(decode(&version), Err(ProbeError::Version(2)));
+        version[2] = 1;
+        assert_eq!(decode(&version), Err(ProbeError::Version(1)));
         for (at, value) in [
             (3, 9),
             (5, 9),

@@ -10,6 +10,8 @@ use crate::config::MultipathMode;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drops {
     pub duplicate: u64,
+    /// Data packets the ring already had ([`DropReason::Late`]).
+    pub late: u64,
     pub stale_token: u64,
     pub crossed: u64,
     pub own: u64,
@@ -23,6 +25,7 @@ impl Drops {
     pub(super) fn count(&mut self, reason: DropReason) {
         let counter = match reason {
             DropReason::Duplicate => &mut self.duplicate,
+            DropReason::Late => &mut self.late,
             DropReason::StaleToken => &mut self.stale_token,
             DropReason::Crossed { .. } => &mut self.crossed,
             DropReason::Own => &mut self.own,
@@ -132,9 +135,10 @@ impl Status {
         let d = &self.drops;
         let _ = write!(
             j,
-            "],\"drops\":{{\"duplicate\":{},\"stale_token\":{},\"crossed\":{},\"own\":{},\
+            "],\"drops\":{{\"duplicate\":{},\"late\":{},\"stale_token\":{},\"crossed\":{},\"own\":{},\
              \"stranger\":{},\"wrong_network\":{},\"other_configuration\":{},\"malformed\":{}}}}}",
             d.duplicate,
+            d.late,
             d.stale_token,
             d.crossed,
             d.own,
@@ -199,7 +203,9 @@ fn link_json(j: &mut String, l: &LinkStatus) {
         }
         let reason = match t.reason {
             Reason::Fault(f) => fault_json(Some(f)),
-            Reason::Recovered | Reason::Heard => format!("{{\"kind\":\"{}\"}}", t.reason.name()),
+            Reason::Recovered | Reason::Heard | Reason::PeerRestarted => {
+                format!("{{\"kind\":\"{}\"}}", t.reason.name())
+            }
         };
         let _ = write!(
             j,

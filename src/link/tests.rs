@@ -61,6 +61,7 @@ fn setup(me: u32, ids: &[u32], networks: NetSet, mode: MultipathMode) -> LinkSet
             .collect(),
         mode,
         config_hash: HASH,
+        incarnation: me,
     }
 }
 
@@ -1101,6 +1102,7 @@ fn mangled_datagrams_never_panic() {
             seq: 1,
             report_number: 1,
             timestamp: 5,
+            incarnation: 2,
             entries: vec![],
         },
     );
@@ -1144,6 +1146,7 @@ fn probe_from(sender: u32, kind: probe::ProbeKind, network: u8, seq: u32, timest
             seq,
             report_number: seq,
             timestamp,
+            incarnation: sender,
             entries: vec![probe::ReportEntry {
                 network,
                 reception: probe::Reception::Good,
@@ -1188,6 +1191,39 @@ fn a_probe_last_before_a_cut_still_counts_as_busy() {
     let link = st.links.iter().find(|s| s.network == 1).unwrap();
     let down = link.transitions.iter().find(|t| !t.up).map(|t| at_ms(t.at));
     assert!(down.is_some_and(|at| at <= 501.0 + 250.0), "{link:?}");
+}
+
+#[test]
+fn late_copies_on_a_failed_network_do_not_blame_the_others() {
+    let mut l = LinkLayer::new(
+        Time::ZERO,
+        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Active),
+        LinkParams::default(),
+    )
+    .unwrap();
+    hear_all(&mut l, &[2], 2);
+    let mut out = LinkOutputs::new();
+    // Daemon 2's data comes on network 0 only: network 1 falls silent and fails. From 1.5 s
+    // on, network 1 brings copies of the old packets, long after network 0 did (a lagging
+    // network): they must not count as copies network 0 missed.
+    for t in 1..=2500u64 {
+        let now = ms(t);
+        if t % 5 == 0 {
+            let seq = t / 5;
+            l.on_receive(now, 0, &data_packet(2, 2, seq, 0), &mut out);
+            if t >= 1500 {
+                l.on_receive(now, 1, &data_packet(2, 2, seq - 290, 1), &mut out);
+            }
+        }
+        if l.next_deadline() <= now {
+            l.handle_timer(now, &mut out);
+        }
+        out.clear();
+    }
+    let st = l.status(ms(2500));
+    let (net0, net1) = (&st.links[0], &st.links[1]);
+    assert!(!net1.up, "{net1:?}");
+    assert!(net0.up && net0.counters.missed == 0, "{net0:?}");
 }
 
 #[test]
@@ -1261,4 +1297,511 @@ fn probes_are_acked_and_count_losses_and_round_trips() {
         l.on_receive(ms(4), 1, &other, &mut out),
         Received::Dropped(DropReason::Stranger)
     ));
+}
+
+/// Whether a copy from `from` to `to` on `network` sent at `now` is among the `per_mille`
+/// lost: a fixed pseudo-random pattern.
+fn lost_at_random(per_mille: u64, now: Time, from: u32, to: u32, network: u8) -> bool {
+    let key = now.as_micros() ^ u64::from(from) << 40 ^ u64::from(to) << 48 ^ u64::from(network) << 56;
+    crate::rng::Rng::new(key).below(1000) < per_mille
+}
+
+#[test]
+fn a_damped_link_on_a_network_losing_1_percent_comes_back_after_the_damping_period() {
+    let mut w = World::new(2, 2, MultipathMode::Hybrid);
+    w.traffic = Some(Duration::from_millis(20));
+    // Network 1 loses 1 % all along, and from 2 s to 17 s is out 3 s, in 3 s: it comes back
+    // once and fails again, so it is damped.
+    w.fault = Box::new(|now, from, to, net| {
+        let t = now.as_micros();
+        let flapping = (2_000_000..17_000_000).contains(&t) && ((t - 2_000_000) / 3_000_000) % 2 == 0;
+        if net == 1 && (flapping || lost_at_random(10, now, from, to, net)) {
+            Fate::Lose
+        } else {
+            Fate::Deliver
+        }
+    });
+    w.run_until(ms(17_000));
+    assert!(
+        w.links_on(1).iter().all(|(_, l)| l.damped && !l.up),
+        "{:?}",
+        w.links_on(1)
+    );
+    let changes_at_17 = count_changes(&w, 1);
+    w.run_until(ms(67_000));
+    for (me, l) in w.links_on(1) {
+        assert!(l.usable && !l.damped, "daemon {me}: {l:?}");
+        let back = l.transitions.last().unwrap();
+        assert!(back.up && back.reason == Reason::Recovered, "{l:?}");
+        eprintln!(
+            "daemon {me}: back {:.1} s after the flapping stopped, {} ‰ lost",
+            at_ms(back.at) / 1000.0 - 17.0,
+            l.loss_permille
+        );
+        assert!(back.at >= ms(47_000), "back before a whole damping period: {l:?}");
+    }
+    // It came back once, and stayed.
+    let changes: Vec<u64> = count_changes(&w, 1)
+        .iter()
+        .zip(&changes_at_17)
+        .map(|(now, then)| now - then)
+        .collect();
+    assert_eq!(changes, [1, 1]);
+    w.traffic = None;
+    w.run_until(ms(69_000));
+    w.assert_ring_unharmed();
+}
+
+#[test]
+fn a_damped_link_still_out_50ms_of_every_second_stays_down() {
+    let mut w = World::new(2, 2, MultipathMode::Hybrid);
+    w.traffic = Some(Duration::from_millis(20));
+    // As above until 17 s (damped); from then on network 1 is out 50 ms of every second: too
+    // short to fail a link, but no network to come back to.
+    w.fault = Box::new(|now, from, to, net| {
+        let t = now.as_micros();
+        let flapping = (2_000_000..17_000_000).contains(&t) && ((t - 2_000_000) / 3_000_000) % 2 == 0;
+        let blinking = t >= 17_000_000 && t % 1_000_000 < 50_000;
+        if net == 1 && (flapping || blinking || lost_at_random(10, now, from, to, net)) {
+            Fate::Lose
+        } else {
+            Fate::Deliver
+        }
+    });
+    w.run_until(ms(17_000));
+    let changes_at_17 = count_changes(&w, 1);
+    w.run_until(ms(137_000));
+    assert_eq!(count_changes(&w, 1), changes_at_17, "{:?}", w.links_on(1));
+    assert!(
+        w.links_on(1).iter().all(|(_, l)| l.damped && !l.up),
+        "{:?}",
+        w.links_on(1)
+    );
+    w.traffic = None;
+    w.run_until(ms(139_000));
+    w.assert_ring_unharmed();
+}
+
+#[test]
+fn a_long_run_of_good_reception_still_notices_new_loss() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    // What daemon 1 last told daemon 2 of how long it has heard it well on network 1.
+    let reported_good_ms = |out: &LinkOutputs| -> u32 {
+        out.sends()
+            .filter(|&(peer, net, _)| peer == 2 && net == 1)
+            .filter_map(|(_, _, b)| probe::decode(b).ok())
+            .flat_map(|p| p.entries)
+            .filter(|e| e.network == 1)
+            .last()
+            .expect("acks to daemon 2 on network 1")
+            .good_ms
+    };
+    // hear_all's probe on network 1 was number 2.
+    let mut seq = 2;
+    let mut now = Time::ZERO;
+    // 20 s of probes 10 ms apart, none lost; then 6 s of them with one in ten lost: not
+    // enough to fail the link, too much for a run of good reception.
+    for k in 0..2600u32 {
+        seq += if k >= 2000 && k % 10 == 0 { 2 } else { 1 };
+        now = now + Duration::from_millis(10);
+        out.clear();
+        l.on_receive(
+            now,
+            1,
+            &probe_from(2, probe::ProbeKind::Probe, 1, seq, 0),
+            &mut out,
+        );
+        if k == 1999 {
+            assert!(reported_good_ms(&out) >= 19_000, "{}", reported_good_ms(&out));
+        }
+    }
+    let good_ms = reported_good_ms(&out);
+    assert!(good_ms < 6000, "the run went on through the loss: {good_ms} ms");
+    let st = l.status(now);
+    let link = st.links.iter().find(|s| s.peer == 2 && s.network == 1).unwrap();
+    assert!(link.up && link.counters.missed == 60, "{link:?}");
+}
+
+#[test]
+fn a_probe_seconds_late_is_no_restart() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    let missed = |l: &LinkLayer| {
+        let st = l.status(ms(10));
+        let link = st.links.iter().find(|s| s.peer == 2 && s.network == 1).unwrap();
+        (link.counters.missed, link.up)
+    };
+    // Probes 3 to 300 on time, then probe 150 (a lagging network's), then 301 and 302.
+    for (k, seq) in (3..=300).chain([150, 301, 302]).enumerate() {
+        let p = probe_from(2, probe::ProbeKind::Probe, 1, seq, 0);
+        l.on_receive(Time::from_micros(k as u64 * 1000), 1, &p, &mut out);
+        out.clear();
+    }
+    assert_eq!(missed(&l), (0, true));
+}
+
+/// Daemons 1 and 2 alone on networks 0 and 1: their link layers, no rings, each sending the
+/// other a token every 5 ms while `traffic` is on; datagrams take 200 µs.
+struct Pair {
+    now: Time,
+    layers: Vec<LinkLayer>,
+    /// Arrival time, sending order, receiver index, network, bytes.
+    queue: BinaryHeap<Reverse<InFlight>>,
+    order: u64,
+    traffic: bool,
+    rotation: u64,
+    next_token: Time,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let mut pair = Pair {
+            now: Time::ZERO,
+            layers: Vec::new(),
+            queue: BinaryHeap::new(),
+            order: 0,
+            traffic: false,
+            rotation: 0,
+            next_token: Time::ZERO,
+        };
+        for me in [1, 2] {
+            pair.start(me, me);
+        }
+        pair
+    }
+
+    /// Daemon `me` (re)starts now, with a fresh link layer.
+    fn start(&mut self, me: u32, incarnation: u32) {
+        let setup = LinkSetup {
+            incarnation,
+            ..setup(me, &[1, 2], NetSet::first_n(2), MultipathMode::Active)
+        };
+        let layer = LinkLayer::new(self.now, setup, LinkParams::default()).unwrap();
+        let i = (me - 1) as usize;
+        if self.layers.len() > i {
+            self.layers[i] = layer;
+        } else {
+            self.layers.push(layer);
+        }
+    }
+
+    fn send(&mut self, from: usize, out: &LinkOutputs) {
+        for (_, network, bytes) in out.sends() {
+            self.order += 1;
+            let at = self.now + Duration::from_micros(200);
+            self.queue
+                .push(Reverse((at, self.order, 1 - from, network, bytes.to_vec())));
+        }
+    }
+
+    /// Runs until `end`; daemon index `dead` (if any) neither runs nor receives.
+    fn run_until(&mut self, end: Time, dead: Option<usize>) {
+        let mut out = LinkOutputs::new();
+        for _ in 0..10_000_000 {
+            let mut next = end;
+            if let Some(Reverse((t, ..))) = self.queue.peek() {
+                next = next.min(*t);
+            }
+            for (i, l) in self.layers.iter().enumerate() {
+                if Some(i) != dead {
+                    next = next.min(l.next_deadline());
+                }
+            }
+            if self.traffic {
+                next = next.min(self.next_token);
+            }
+            if next >= end {
+                self.now = end;
+                return;
+            }
+            self.now = next.max(self.now);
+            let now = self.now;
+            if self.queue.peek().is_some_and(|Reverse((t, ..))| *t <= now) {
+                let Reverse((_, _, to, network, bytes)) = self.queue.pop().unwrap();
+                if Some(to) != dead {
+                    out.clear();
+                    self.layers[to].on_receive(now, network, &bytes, &mut out);
+                    self.send(to, &out);
+                }
+                continue;
+            }
+            for i in 0..2 {
+                if Some(i) != dead && self.layers[i].next_deadline() <= now {
+                    out.clear();
+                    self.layers[i].handle_timer(now, &mut out);
+                    self.send(i, &out);
+                }
+            }
+            if self.traffic && self.next_token <= now {
+                self.next_token = now + Duration::from_millis(5);
+                for i in (0..2).filter(|&i| Some(i) != dead) {
+                    self.send_token(i);
+                }
+            }
+        }
+        panic!("the pair does not settle");
+    }
+
+    /// Daemon index `i` sends the other a token, on the networks its link layer picks.
+    fn send_token(&mut self, i: usize) {
+        self.rotation += 1;
+        let mut token = token_packet(i as u32 + 1, self.rotation, 0, 0);
+        let mut copies = Vec::new();
+        let to = Destination::Daemon(2 - i as u32);
+        self.layers[i].send_copies(self.now, to, &mut token, |net, b| copies.push((net, b.to_vec())));
+        for (network, bytes) in copies {
+            self.order += 1;
+            let at = self.now + Duration::from_micros(200);
+            self.queue.push(Reverse((at, self.order, 1 - i, network, bytes)));
+        }
+    }
+
+    fn links(&self, i: usize) -> Vec<LinkStatus> {
+        self.layers[i].status(self.now).links
+    }
+}
+
+/// Daemon 2 stops for 300 ms (too short to fail a link) and starts again: daemon 1 takes it
+/// for what it is, and hears it afresh at once.
+fn restart_within_300ms(traffic: bool) {
+    let mut p = Pair::new();
+    p.traffic = traffic;
+    p.run_until(ms(10_000), None);
+    assert!(p.links(0).iter().all(|l| l.usable), "{:?}", p.links(0));
+    p.run_until(ms(10_300), Some(1));
+    p.start(2, 22);
+    if traffic {
+        // The new run's first ring packets may come before its first probes.
+        p.send_token(1);
+    }
+    for end in [10_350, 13_000] {
+        p.run_until(ms(end), None);
+        for l in p.links(0) {
+            let reasons: Vec<(bool, Reason)> = l.transitions.iter().map(|t| (t.up, t.reason)).collect();
+            assert_eq!(
+                reasons,
+                [
+                    (true, Reason::Heard),
+                    (false, Reason::PeerRestarted),
+                    (true, Reason::Heard)
+                ],
+                "{l:?}"
+            );
+            assert!(l.usable && l.counters.downs == 0, "{l:?}");
+        }
+    }
+}
+
+#[test]
+fn a_peer_restarting_at_once_is_heard_afresh_idle() {
+    restart_within_300ms(false);
+}
+
+#[test]
+fn a_peer_restarting_at_once_is_heard_afresh_busy() {
+    restart_within_300ms(true);
+}
+
+/// A probe of daemon `sender` of run `incarnation`.
+fn probe_of_run(sender: u32, incarnation: u32, network: u8, seq: u32) -> Vec<u8> {
+    let mut bytes = probe_from(sender, probe::ProbeKind::Probe, network, seq, 0);
+    bytes[36..40].copy_from_slice(&incarnation.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn a_restarted_peer_is_told_from_its_late_probes() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    let link = |l: &LinkLayer, peer: u32, network: u8| {
+        let st = l.status(ms(100));
+        st.links
+            .into_iter()
+            .find(|s| s.peer == peer && s.network == network)
+            .unwrap()
+    };
+    let reasons = |s: &LinkStatus| -> Vec<Reason> { s.transitions.iter().map(|t| t.reason).collect() };
+    for seq in 3..=12 {
+        l.on_receive(ms(u64::from(seq)), 1, &probe_of_run(2, 2, 1, seq), &mut out);
+    }
+    // Daemon 2 started again: its probe of the new run on network 1 counts from zero.
+    let first = probe_of_run(2, 99, 1, 0);
+    let r = l.on_receive(ms(20), 1, &first, &mut out);
+    assert!(matches!(r, Received::Link));
+    let restarted = link(&l, 2, 1);
+    assert_eq!(
+        reasons(&restarted),
+        [Reason::Heard, Reason::PeerRestarted, Reason::Heard]
+    );
+    assert!(
+        restarted.usable && restarted.counters.missed == 0,
+        "{restarted:?}"
+    );
+    for network in [0, 2] {
+        let s = link(&l, 2, network);
+        assert_eq!(s.state, LinkState::Unheard);
+        assert_eq!(reasons(&s), [Reason::Heard, Reason::PeerRestarted]);
+    }
+    assert!((0..3).all(|n| link(&l, 3, n).usable));
+    // A late probe of the old run on network 0 is dropped: it neither brings the link up
+    // nor starts daemon 2 afresh once more.
+    let late = probe_of_run(2, 2, 0, 13);
+    let r = l.on_receive(ms(30), 0, &late, &mut out);
+    assert!(matches!(r, Received::Dropped(DropReason::Stranger)), "{r:?}");
+    assert_eq!(link(&l, 2, 0).state, LinkState::Unheard);
+    assert_eq!(reasons(&link(&l, 2, 1)).len(), 3);
+    // The new run's probe on network 0 brings it up.
+    l.on_receive(ms(40), 0, &probe_of_run(2, 99, 0, 1), &mut out);
+    assert!(link(&l, 2, 0).usable);
+    assert_eq!(l.status(ms(40)).drops.stranger, 1);
+}
+
+#[test]
+fn a_token_survives_a_pull_while_the_other_network_comes_back() {
+    let mut w = World::new(3, 2, MultipathMode::Hybrid);
+    w.traffic = Some(Duration::from_millis(2));
+    // Daemon 1's cable on network 0 is pulled from 1 s to 2 s. While that network is back
+    // but not in use yet (its recovery hold), daemon 2's cable on network 1 is pulled: only
+    // network 1 was in use between daemons 1 and 2, and a token on it alone is lost.
+    let pulled = |t: u64, net: u8, daemon: u32, from: u32, to: u32| {
+        (from == daemon || to == daemon)
+            && match (daemon, net) {
+                (1, 0) => (1_000_000..2_000_000).contains(&t),
+                (2, 1) => t >= 2_500_000,
+                _ => false,
+            }
+    };
+    w.fault = Box::new(move |now, from, to, net| {
+        let t = now.as_micros();
+        if pulled(t, net, 1, from, to) || pulled(t, net, 2, from, to) {
+            Fate::Lose
+        } else {
+            Fate::Deliver
+        }
+    });
+    w.run_until(ms(2499));
+    assert!(
+        !w.link(1, 2, 0).usable && w.link(1, 2, 1).usable,
+        "{:?}",
+        w.link(1, 2, 0)
+    );
+    w.run_until(ms(4000));
+    // The ring's hurry timeout would resend a lost token; nothing must wait for it.
+    let stall = longest_stall(&w, ms(2400), ms(4000));
+    eprintln!("longest delivery stall {stall} ms");
+    assert!(stall < 100.0, "deliveries stalled {stall} ms");
+    w.traffic = None;
+    w.run_until(ms(6000));
+    w.assert_ring_unharmed();
+}
+
+#[test]
+fn late_token_copies_on_a_network_in_use_do_not_blame_the_others() {
+    let mut l = LinkLayer::new(
+        Time::ZERO,
+        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Active),
+        LinkParams::default(),
+    )
+    .unwrap();
+    hear_all(&mut l, &[2], 2);
+    let mut out = LinkOutputs::new();
+    // Daemon 2's tokens come on both networks; from 1.5 s on, network 1 also brings copies
+    // of tokens 1.5 s old, long forgotten by the copy groups (a network that lags but still
+    // counts as up): stale, they must not count as copies network 0 missed.
+    for t in 1..=2500u64 {
+        let now = ms(t);
+        if t % 5 == 0 {
+            let rotation = t / 5;
+            for net in 0..2 {
+                l.on_receive(now, net, &token_packet(2, rotation, 0, net), &mut out);
+            }
+            if t >= 1500 {
+                let late = token_packet(2, rotation - 300, 0, 1);
+                assert!(matches!(
+                    l.on_receive(now, 1, &late, &mut out),
+                    Received::Dropped(DropReason::StaleToken)
+                ));
+            }
+        }
+        if l.next_deadline() <= now {
+            l.handle_timer(now, &mut out);
+        }
+        out.clear();
+    }
+    let st = l.status(ms(2500));
+    let (net0, net1) = (&st.links[0], &st.links[1]);
+    assert!(net0.up && net0.counters.missed == 0, "{net0:?}");
+    assert!(net1.up && net1.counters.stale == 201, "{net1:?}");
+}
+
+/// A data packet of ring `ring` from daemon `sender`, sequence `seq`, on `network`.
+fn data_of_ring(ring: RingId, sender: u32, seq: u64, network: u8) -> Vec<u8> {
+    let header = Header {
+        ring,
+        ..header(Kind::Data, sender, network)
+    };
+    let mut out = Vec::new();
+    let mut w = MessagesWriter::new(&mut out, &header, seq, sender);
+    w.push(ServiceLevel::Agreed, b"payload");
+    out
+}
+
+#[test]
+fn data_the_ring_has_is_dropped_below_it_and_sets_no_expectations() {
+    let mut l = layer(MultipathMode::Active);
+    let mut out = LinkOutputs::new();
+    let missed = |l: &LinkLayer| -> Vec<u64> {
+        let st = l.status(l.evaluated_at);
+        st.links.iter().map(|s| s.counters.missed).collect()
+    };
+    l.ring_progress(RING, 10);
+    // Copies of packets the ring has, later than any group: dropped, on any network, and
+    // expecting nothing of the other networks.
+    for (seq, net) in [(10, 0), (3, 1)] {
+        assert!(matches!(
+            l.on_receive(ms(1), net, &data_packet(2, 2, seq, net), &mut out),
+            Received::Dropped(DropReason::Late)
+        ));
+    }
+    l.handle_timer(ms(100), &mut out);
+    assert_eq!(missed(&l), [0; 6]);
+    // Above the aru: for the ring. Its copies after the ring took it still close its group.
+    assert!(matches!(
+        l.on_receive(ms(101), 0, &data_packet(2, 2, 11, 0), &mut out),
+        Received::Ring(_)
+    ));
+    l.ring_progress(RING, 11);
+    for net in [1, 2] {
+        assert!(matches!(
+            l.on_receive(ms(102), net, &data_packet(2, 2, 11, net), &mut out),
+            Received::Dropped(DropReason::Duplicate)
+        ));
+    }
+    l.handle_timer(ms(200), &mut out);
+    assert_eq!(missed(&l), [0; 6]);
+    // Sent again: not for the ring once it has it; a retransmission above the aru is.
+    assert!(matches!(
+        l.on_receive(ms(201), 0, &data_packet(2, 2, 11, 0), &mut out),
+        Received::Dropped(DropReason::Late)
+    ));
+    for _ in 0..2 {
+        assert!(matches!(
+            l.on_receive(ms(202), 0, &data_packet(2, 2, 12, 0), &mut out),
+            Received::Ring(_)
+        ));
+    }
+    // Another ring's packets, and tokens, are not the progress's business.
+    let other = RingId { rep: 1, seq: 2 };
+    assert!(matches!(
+        l.on_receive(ms(203), 0, &data_of_ring(other, 2, 5, 0), &mut out),
+        Received::Ring(p) if p.header.ring == other
+    ));
+    assert!(matches!(
+        l.on_receive(ms(203), 0, &token_packet(2, 1, 0, 0), &mut out),
+        Received::Ring(_)
+    ));
+    let st = l.status(ms(203));
+    assert_eq!((st.drops.late, st.drops.duplicate), (3, 2));
+    assert!(st.to_json().contains("\"late\":3"), "{}", st.to_json());
 }

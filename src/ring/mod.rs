@@ -485,8 +485,10 @@ impl Ring {
         } else if token.rotation == last {
             self.stats.duplicate_tokens += 1;
             if token.retrans > self.last_token.retrans {
-                // The leader is hurrying a lost token along: pass ours on again.
+                // The leader is hurrying a lost token along: pass ours on again. The ring still
+                // turns, so a token loss counts from now, not from our last token.
                 self.last_token.retrans = token.retrans;
+                self.loss_deadline = Some(now + self.params.token_timeout);
                 self.resend_token(now, out);
             }
             return;

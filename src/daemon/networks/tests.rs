@@ -20,7 +20,7 @@ fn two_network_config(port: u16, mode: &str) -> Config {
 fn open(c: &Config, index: usize, faults: Option<FaultLayer>) -> Networks {
     Networks::open(
         Links::all_from_config(c, 0, index),
-        link_setup(c, 0, index),
+        link_setup(c, 0, index, 1),
         faults,
         Time::ZERO,
     )
@@ -48,7 +48,11 @@ fn collect(n: &mut Networks, started: Instant, limit: Duration) -> Vec<(u8, Vec<
         let now = Time::from_micros(started.elapsed().as_micros() as u64);
         n.receive(
             now,
-            &mut |network, bytes| got.push((network, bytes.to_vec())),
+            &mut |network, bytes| {
+                got.push((network, bytes.to_vec()));
+                // No ring here: a progress no packet belongs to.
+                (RingId { rep: 0, seq: 0 }, 0)
+            },
             &mut |_, from, _| panic!("unexpected monitor datagram from {from}"),
         );
         n.handle_timer(now);
@@ -64,11 +68,11 @@ fn link_setup_lists_every_daemon_with_its_networks() {
          Spread_Network second 10.2.0.255 { a 10.2.0.1\n c 10.2.0.3 }\n\
          Multipath = passive\n",
     );
-    let setup = link_setup(&c, 0, 2).expect("a multipath ring");
+    let setup = link_setup(&c, 0, 2, 7).expect("a multipath ring");
     assert_eq!(setup.me, virtual_id_from_name("c"));
     assert_eq!(setup.networks, [0, 1].into_iter().collect());
     assert_eq!(setup.mode, MultipathMode::Passive);
-    assert_eq!(setup.config_hash, c.hash());
+    assert_eq!((setup.config_hash, setup.incarnation), (c.hash(), 7));
     let peers: Vec<(u32, NetSet)> = setup.peers.iter().map(|p| (p.id, p.networks)).collect();
     assert_eq!(
         peers,
@@ -78,7 +82,7 @@ fn link_setup_lists_every_daemon_with_its_networks() {
         ]
     );
     let classic = config("Spread_Segment 10.1.0.255:4803 { a 10.1.0.1\n b 10.1.0.2 }\n");
-    assert_eq!(link_setup(&classic, 0, 0), None);
+    assert_eq!(link_setup(&classic, 0, 0, 1), None);
 }
 
 /// In active mode a broadcast goes on both networks, each copy stamped with its own; the

@@ -7,7 +7,9 @@
 //! (`daemon::networks`): each datagram goes out through [`LinkLayer::send_copies`], one copy per
 //! network, to every daemon on that network for a broadcast; each arrival goes through
 //! [`LinkLayer::on_receive`] with its network, and only the first copy of a transmission
-//! reaches the membership; the link layer's timer runs when due and its probes go by unicast.
+//! reaches the membership, after which the link layer learns the ring's progress
+//! ([`LinkLayer::ring_progress`]); the link layer's timer runs when due and its probes go by
+//! unicast.
 //!
 //! Checked on every step: extended virtual synchrony ([`crate::sim::evs::check`]), and, while
 //! one network stays healthy between every pair of daemons, no membership change at all once
@@ -26,6 +28,8 @@
 //!   down/up cycle per 30 s; over a flapping period of P it changes state at most
 //!   3 + 2 floor(P / 30 s) times (down, back after the 1 s hold, down again and now damped, then
 //!   one up and one down per damping period at most);
+//! - once a flapping scenario's network steadies (it may still lose 1 %), a link comes back
+//!   at most once (after its hold, or its damping period) and stays up;
 //! - a lagging network produces stale token copies (dropped by the link layer or the ring).
 //!
 //! The control scenario ([`Kind::Isolation`]) cuts every cable of one daemon: the membership
@@ -137,6 +141,9 @@ pub struct Stats {
     /// Token copies dropped as stale: by the link layers, and by the rings.
     pub stale_link: u64,
     pub stale_ring: u64,
+    /// Data copies the link layers dropped because the ring had them ([`DropReason::Late`]);
+    /// those that reached a ring anyway are `ring.duplicate_packets`.
+    pub late_link: u64,
     /// Link state changes, summed over every link of every daemon.
     pub link_changes: u64,
     /// Slowest detection of a cut on a busy and on an idle link (checked links only).
@@ -146,6 +153,9 @@ pub struct Stats {
     pub reenable: Duration,
     /// Most state changes of one link over a flapping period.
     pub flapping_changes: u64,
+    /// Slowest return of a link once its flapping stopped (a damped one needs a damping
+    /// period of good reception).
+    pub flapping_return: Duration,
 }
 
 /// Something to verify at a point of simulated time.
@@ -261,6 +271,8 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Failure> {
                     .collect(),
                 mode: scenario.mode,
                 config_hash: CONFIG_HASH,
+                // Each daemon runs once here.
+                incarnation: 1,
             };
             LinkLayer::new(Time::ZERO, setup, scenario.link_params.clone())
                 .expect("scenarios give valid setups")
@@ -306,11 +318,13 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Failure> {
             ring: RingStats::default(),
             stale_link: 0,
             stale_ring: 0,
+            late_link: 0,
             link_changes: 0,
             busy_detection: Duration::ZERO,
             idle_detection: Duration::ZERO,
             reenable: Duration::ZERO,
             flapping_changes: 0,
+            flapping_return: Duration::ZERO,
         },
     };
     sim.run()
@@ -487,7 +501,8 @@ impl Sim<'_> {
         let received = self.links[to].on_receive(now, network, bytes, &mut self.link_out);
         let ring_copy = matches!(
             received,
-            Received::Ring(_) | Received::Dropped(DropReason::Duplicate | DropReason::StaleToken)
+            Received::Ring(_)
+                | Received::Dropped(DropReason::Duplicate | DropReason::Late | DropReason::StaleToken)
         );
         if ring_copy {
             self.last_ring.insert((to, from, network), now);
@@ -498,6 +513,9 @@ impl Sim<'_> {
             self.call(to, |m, now, out| {
                 m.handle(now, Input::Packet { network, bytes }, out)
             })?;
+            if let Some(ring) = self.cluster.membership(to).map(Membership::ring) {
+                self.links[to].ring_progress(ring.ring_id(), ring.my_aru());
+            }
         }
         self.update_deadline(to);
         Ok(())
@@ -815,6 +833,7 @@ impl Sim<'_> {
         for (daemon, layer) in self.links.iter().enumerate() {
             let status = layer.status(self.now);
             stale += status.drops.stale_token;
+            self.stats.late_link += status.drops.late;
             for link in &status.links {
                 let describe = || format!("{link:?}");
                 self.stats.link_changes += link.counters.ups + link.counters.downs;
@@ -863,6 +882,25 @@ impl Sim<'_> {
                             daemon,
                             link: describe(),
                         });
+                    }
+                    // Once a flapping scenario's network steadies (it may still lose 1 %), a
+                    // link comes back once at most, after its hold or damping period, and
+                    // stays up.
+                    if self.s.kind == Kind::Flapping {
+                        let mut after = link.transitions.iter().filter(|t| t.at > until);
+                        match (after.next(), after.next()) {
+                            (None, _) => {}
+                            (Some(back), None) if back.up => {
+                                let took = back.at.since(until);
+                                self.stats.flapping_return = self.stats.flapping_return.max(took);
+                            }
+                            _ => {
+                                return Err(Failure::Flapping {
+                                    daemon,
+                                    link: describe(),
+                                })
+                            }
+                        }
                     }
                 }
             }

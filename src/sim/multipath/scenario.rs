@@ -53,7 +53,9 @@ pub enum Kind {
     Lag,
     /// One network loses what one daemon sends another, one way only.
     OneWay,
-    /// A network or one daemon's cable on it flaps at 1 Hz for tens of seconds.
+    /// A network or one daemon's cable on it flaps for tens of seconds, at 1 Hz or every 4 s
+    /// (slowly enough for a link to come back between outages, and fail again: damped); half
+    /// the time the network also loses 1 % all along. Then it steadies.
     Flapping,
     /// Several of the above on the networks other than one, which loses a little.
     Mix,
@@ -71,7 +73,7 @@ pub const KINDS: [Kind; 7] = [
     Kind::Isolation,
 ];
 
-/// A link flapping: what goes out and in, once a second from `from` to `until`.
+/// A link flapping: what goes out and in, once a period from `from` to `until`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flapping {
     pub network: u8,
@@ -79,7 +81,8 @@ pub struct Flapping {
     pub cable: Option<usize>,
     pub from: Duration,
     pub until: Duration,
-    /// How long it is out in each second.
+    pub period: Duration,
+    /// How long it is out in each period.
     pub off: Duration,
 }
 
@@ -206,7 +209,11 @@ impl Scenario {
             Kind::Flapping => {
                 let network = others[rng.below(others.len() as u64) as usize];
                 let length = between_ms(&mut rng, 20_000, 40_000);
-                s.flap(&mut rng, network, start, length)
+                if rng.chance(0.5) {
+                    s.conditions[network as usize].faults.loss = 0.01;
+                }
+                let period = [ms(1000), ms(4000)][rng.below(2) as usize];
+                s.flap(&mut rng, network, start, length, period)
             }
             Kind::Mix => s.mix(&mut rng, &others, start),
             Kind::Isolation => {
@@ -309,13 +316,20 @@ impl Scenario {
         start + length
     }
 
-    /// Network `network`, or one daemon's cable on it, flapping at 1 Hz for `length`.
-    fn flap(&mut self, rng: &mut Rng, network: u8, start: Duration, length: Duration) -> Duration {
+    /// Network `network`, or one daemon's cable on it, out once every `period` for `length`.
+    fn flap(
+        &mut self,
+        rng: &mut Rng,
+        network: u8,
+        start: Duration,
+        length: Duration,
+        period: Duration,
+    ) -> Duration {
         let cable = rng
             .chance(0.5)
             .then(|| rng.below(self.daemons as u64) as usize)
             .filter(|&d| self.attached[d].contains(network));
-        let off = [ms(500), ms(200), ms(50)][rng.below(3) as usize];
+        let off = [period / 2, period / 5, period / 20][rng.below(3) as usize];
         let change = |up| match cable {
             Some(daemon) => Action::Cable {
                 daemon,
@@ -324,18 +338,19 @@ impl Scenario {
             },
             None => Action::Network { network, up },
         };
-        let seconds = length.as_secs();
-        for k in 0..seconds {
-            let out = start + Duration::from_secs(k);
+        let periods = (length.as_millis() / period.as_millis()) as u32;
+        for k in 0..periods {
+            let out = start + period * k;
             self.at(out, change(false));
             self.at(out + off, change(true));
         }
-        let until = start + Duration::from_secs(seconds);
+        let until = start + period * periods;
         self.flapping.push(Flapping {
             network,
             cable,
             from: start,
             until,
+            period,
             off,
         });
         until
@@ -366,7 +381,7 @@ impl Scenario {
                 3 => self.lag(rng, network, at, length),
                 _ => {
                     let length = between_ms(rng, 5000, 15_000);
-                    self.flap(rng, network, at, length)
+                    self.flap(rng, network, at, length, ms(1000))
                 }
             };
             end = end.max(until);
