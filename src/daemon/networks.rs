@@ -24,6 +24,10 @@ use crate::link::{self, LinkLayer, LinkOutputs, LinkParams, LinkSetup, NetSet, P
 use crate::ring::{Datagrams, Destination, Time};
 use crate::wire::packet::{is_token, RingId};
 
+/// Hands a ring datagram read on a network to the node; returns the ring's id and aru after it
+/// (the link layer drops later copies of what the ring has).
+type Deliver<'a> = dyn FnMut(u8, &[u8]) -> (RingId, u64) + 'a;
+
 /// The link layer's view of daemon `index` of segment `segment`: every daemon with the
 /// networks it is on; `incarnation` tells this run of the daemon from its others. `None` for a
 /// configuration without extra networks.
@@ -210,7 +214,7 @@ impl Networks {
     pub fn receive(
         &mut self,
         now: Time,
-        deliver: &mut dyn FnMut(u8, &[u8]) -> (RingId, u64),
+        deliver: &mut Deliver<'_>,
         monitor: &mut dyn FnMut(usize, SocketAddr, &[u8]),
     ) {
         let (endpoints, tokens) = (&mut self.endpoints, &mut self.tokens);
@@ -247,13 +251,7 @@ impl Networks {
     }
 
     /// One datagram read on `network`: through the link layer on a multipath ring.
-    fn pass(
-        now: Time,
-        link: Option<&mut Multipath>,
-        network: u8,
-        bytes: &[u8],
-        deliver: &mut dyn FnMut(u8, &[u8]) -> (RingId, u64),
-    ) {
+    fn pass(now: Time, link: Option<&mut Multipath>, network: u8, bytes: &[u8], deliver: &mut Deliver<'_>) {
         match link {
             None => {
                 deliver(network, bytes);
