@@ -82,6 +82,18 @@ fn layer(mode: MultipathMode) -> LinkLayer {
     l
 }
 
+/// Daemon 1's active link layer towards daemon 2, both networks up.
+fn two_network_pair() -> LinkLayer {
+    let mut l = LinkLayer::new(
+        Time::ZERO,
+        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Active),
+        LinkParams::default(),
+    )
+    .unwrap();
+    hear_all(&mut l, &[2], 2);
+    l
+}
+
 /// Brings every link of `l` to `peers` on the first `networks` networks up at time zero: a
 /// probe from each peer on each network, reporting it hears us.
 fn hear_all(l: &mut LinkLayer, peers: &[u32], networks: u8) {
@@ -1195,13 +1207,7 @@ fn a_probe_last_before_a_cut_still_counts_as_busy() {
 
 #[test]
 fn late_copies_on_a_failed_network_do_not_blame_the_others() {
-    let mut l = LinkLayer::new(
-        Time::ZERO,
-        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Active),
-        LinkParams::default(),
-    )
-    .unwrap();
-    hear_all(&mut l, &[2], 2);
+    let mut l = two_network_pair();
     let mut out = LinkOutputs::new();
     // Daemon 2's data comes on network 0 only: network 1 falls silent and fails. From 1.5 s
     // on, network 1 brings copies of the old packets, long after network 0 did (a lagging
@@ -1698,13 +1704,7 @@ fn a_token_survives_a_pull_while_the_other_network_comes_back() {
 
 #[test]
 fn late_token_copies_on_a_network_in_use_do_not_blame_the_others() {
-    let mut l = LinkLayer::new(
-        Time::ZERO,
-        setup(1, &[1, 2], NetSet::first_n(2), MultipathMode::Active),
-        LinkParams::default(),
-    )
-    .unwrap();
-    hear_all(&mut l, &[2], 2);
+    let mut l = two_network_pair();
     let mut out = LinkOutputs::new();
     // Daemon 2's tokens come on both networks; from 1.5 s on, network 1 also brings copies
     // of tokens 1.5 s old, long forgotten by the copy groups (a network that lags but still
